@@ -1,0 +1,1 @@
+"""optsearch: discover optimizer update rules (Neural Optimizer Search) and ship them as PyTorch optimizers."""

@@ -1,0 +1,148 @@
+"""Expression trees: the meaning of a rule, independent of how its tokens were grouped.
+
+Many token strings map to one tree (identity unary and keep-left vanish; `sign(g)` applied as a unary
+becomes the operand `sign(g)`), so a tree is what rules are compared and printed by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from optsearch.dsl import vocab
+
+
+@dataclass(frozen=True)
+class Leaf:
+    token: str  # an operand token from vocab.OPERANDS
+
+
+@dataclass(frozen=True)
+class Apply1:
+    fn: str  # a vocab.UNARY token other than "x"
+    x: Expr
+
+
+@dataclass(frozen=True)
+class Apply2:
+    fn: str  # a vocab.BINARY token other than "keep"
+    x: Expr
+    y: Expr
+
+
+Expr = Leaf | Apply1 | Apply2
+
+# Operands that are a function applied to another operand: the tree always uses the operand.
+_AS_OPERAND_1 = {("sign", "g"): "sign(g)", ("sign", "m"): "sign(m)"}
+_AS_OPERAND_2 = {("pow", "g", "2"): "g^2", ("pow", "g", "3"): "g^3"}
+
+
+def unary(fn: str, x: Expr) -> Expr:
+    """Build `fn(x)` in canonical form."""
+    if fn == "x":
+        return x
+    if isinstance(x, Leaf) and (fn, x.token) in _AS_OPERAND_1:
+        return Leaf(_AS_OPERAND_1[fn, x.token])
+    return Apply1(fn, x)
+
+
+def binary(fn: str, x: Expr, y: Expr) -> Expr:
+    """Build `fn(x, y)` in canonical form."""
+    if fn == "keep":
+        return x
+    if isinstance(x, Leaf) and isinstance(y, Leaf) and (fn, x.token, y.token) in _AS_OPERAND_2:
+        return Leaf(_AS_OPERAND_2[fn, x.token, y.token])
+    return Apply2(fn, x, y)
+
+
+def leaves(e: Expr) -> frozenset[str]:
+    if isinstance(e, Leaf):
+        return frozenset((e.token,))
+    if isinstance(e, Apply1):
+        return leaves(e.x)
+    return leaves(e.x) | leaves(e.y)
+
+
+def size(e: Expr) -> int:
+    """Number of nodes: the complexity measure of a rule."""
+    if isinstance(e, Leaf):
+        return 1
+    if isinstance(e, Apply1):
+        return 1 + size(e.x)
+    return 1 + size(e.x) + size(e.y)
+
+
+def functions(e: Expr) -> frozenset[str]:
+    if isinstance(e, Leaf):
+        return frozenset()
+    if isinstance(e, Apply1):
+        return functions(e.x) | {e.fn}
+    return functions(e.x) | functions(e.y) | {e.fn}
+
+
+def evaluate(e: Expr, values: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+    """Compute the tree elementwise; `values` maps every leaf token to a tensor (0-dim for scalars)."""
+    if isinstance(e, Leaf):
+        return values[e.token]
+    if isinstance(e, Apply1):
+        return vocab.UNARY[e.fn].fn(evaluate(e.x, values, generator), generator)
+    return vocab.BINARY[e.fn].fn(evaluate(e.x, values, generator), evaluate(e.y, values, generator))
+
+
+# Precedence for printing: + - (1) < * / (2) < unary minus (3) < ^ (4) < atoms (5).
+_PREC = {"add": 1, "sub": 1, "mul": 2, "div": 2, "pow": 4}
+_LEAF_PREC = {"g^2": 4, "g^3": 4, **{t: 2 for t in vocab.WEIGHT_SCALES}}
+
+
+def _prec(e: Expr) -> int:
+    if isinstance(e, Leaf):
+        return _LEAF_PREC.get(e.token, 5)
+    if isinstance(e, Apply1):
+        return 3 if e.fn == "-x" else 5
+    return _PREC[e.fn]
+
+
+def to_infix(e: Expr) -> str:
+    """Readable infix with the fewest parentheses that still parse back to the same tree."""
+    if isinstance(e, Leaf):
+        return e.token
+    if isinstance(e, Apply1):
+        if e.fn == "-x":
+            inner = to_infix(e.x)
+            wrap = _prec(e.x) < 3 or (isinstance(e.x, Apply1) and e.x.fn == "-x")
+            return f"-({inner})" if wrap else f"-{inner}"
+        return vocab.UNARY[e.fn].fmt.format(to_infix(e.x))
+    p = _PREC[e.fn]
+    left, right = to_infix(e.x), to_infix(e.y)
+    if e.fn == "pow":  # right-associative; its right side may be a unary minus
+        left_wrap, right_wrap = _prec(e.x) <= p, _prec(e.y) < 3
+    else:
+        left_wrap, right_wrap = _prec(e.x) < p, _prec(e.y) <= p
+    left = f"({left})" if left_wrap else left
+    right = f"({right})" if right_wrap else right
+    sym = vocab.BINARY[e.fn].symbol
+    return f"{left}^{right}" if e.fn == "pow" else f"{left} {sym} {right}"
+
+
+def to_latex(e: Expr) -> str:
+    if isinstance(e, Leaf):
+        return vocab.OPERANDS[e.token].latex
+    if isinstance(e, Apply1):
+        inner = to_latex(e.x)
+        if e.fn == "-x" and (_prec(e.x) < 3 or isinstance(e.x, Apply1) and e.x.fn == "-x"):
+            inner = rf"\left({inner}\right)"
+        elif e.fn == "exp" and not isinstance(e.x, Leaf):
+            return rf"\exp\left({inner}\right)"
+        return vocab.UNARY[e.fn].latex.format(inner)
+    left, right = to_latex(e.x), to_latex(e.y)
+    p = _PREC[e.fn]
+    if e.fn == "pow":
+        left = rf"\left({left}\right)" if _prec(e.x) <= p or isinstance(e.x, Leaf) and "^" in e.x.token else left
+    elif e.fn in ("add", "sub", "mul"):
+        left = rf"\left({left}\right)" if _prec(e.x) < p else left
+        right = rf"\left({right}\right)" if _prec(e.y) <= p else right
+    # div's \frac groups both sides itself
+    return vocab.BINARY[e.fn].latex.format(left, right)

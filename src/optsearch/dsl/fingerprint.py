@@ -1,0 +1,88 @@
+"""Functional fingerprints and cheap validity checks, computed on fixed random probe values.
+
+Two rules that compute the same function (`g*m` and `m*g`, `g` and `-(-g)`) get the same fingerprint,
+so the search trains each function once. Probes mimic real optimizer statistics: per element a gradient
+scale s spread over 10^-6..10^-1, with m ~ s, v ~ s², y ~ s³, so `adam` and `rmsprop` are O(1) as in
+training. Decay operands are opaque values in [0, 1]. Dropout draws from a generator reset per rule,
+so commuted forms with one dropout agree; rules with several dropouts may get distinct fingerprints
+for equivalent forms (a missed dedup, never a wrong merge of different functions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from optsearch.dsl import vocab
+
+if TYPE_CHECKING:
+    from optsearch.dsl.rule import Rule
+
+PROBE_SIZE = 256
+_SEED = 20170901
+
+
+@cache
+def _probes(variant: int) -> dict[str, Tensor]:
+    """Operand values; variants differ only in the gradient-derived operands."""
+    fixed = torch.Generator().manual_seed(_SEED)
+    gen = torch.Generator().manual_seed(_SEED + 1 + variant)
+    f64 = dict(dtype=torch.float64)
+    n = PROBE_SIZE
+    scale = 10.0 ** (-6 + 5 * torch.rand(n, generator=gen, **f64))
+    g = scale * torch.randn(n, generator=gen, **f64)
+    m = scale * torch.randn(n, generator=gen, **f64)
+    v = (m.square() + g.square()) * (1 + 3 * torch.rand(n, generator=gen, **f64))
+    y = scale**3 * torch.randn(n, generator=gen, **f64)
+    w = 0.1 * torch.randn(n, generator=fixed, **f64)
+    values = {
+        "g": g, "g^2": g.square(), "g^3": g**3, "m": m, "v": v, "y": y,
+        "sign(g)": torch.sign(g), "sign(m)": torch.sign(m),
+        "1": torch.tensor(1.0, **f64), "2": torch.tensor(2.0, **f64),
+        "eps": 0.01 * torch.randn(n, generator=fixed, **f64),
+        "adam": m / (v.sqrt() + 1e-8), "rmsprop": g / (v.sqrt() + 1e-8),
+        "eps_t": torch.randn(n, generator=fixed, **f64) / (1 + 1000 * torch.rand(n, generator=fixed, **f64)) ** 0.275,
+    }
+    values.update({tok: scale_w * w for tok, scale_w in vocab.WEIGHT_SCALES.items()})
+    for o in vocab.DECAY_OPERANDS:
+        if o.needs_total_steps:
+            values[o.token] = torch.rand(n, generator=fixed, **f64)
+    return values
+
+
+def _outputs(rule: Rule) -> tuple[Tensor, Tensor]:
+    outs = []
+    for variant in (0, 1):
+        gen = torch.Generator().manual_seed(_SEED + 7)
+        with torch.no_grad():
+            out = rule.apply(_probes(variant), gen)
+        outs.append(out.expand(PROBE_SIZE).to(torch.float64))
+    return outs[0], outs[1]
+
+
+def fingerprint(rule: Rule) -> str:
+    """A 16-hex-digit hash of the rule's values on the probes, rounded to ~5 significant digits."""
+    a, b = _outputs(rule)
+    x = torch.cat([a, b])
+    finite = torch.isfinite(x)
+    mant, expo = torch.frexp(torch.where(finite, x, torch.zeros_like(x)))
+    mant = torch.round(mant * 2**16)
+    code = torch.where(finite, mant, torch.where(torch.isnan(x), 3.0, 2.0 * torch.sign(x)) * 2**20)
+    data = torch.stack([code, expo.to(torch.float64)]).numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def rejection(rule: Rule) -> str | None:
+    """Why a rule is not worth training (None if it is): non-finite, zero, or blind to the gradient."""
+    a, b = _outputs(rule)
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return "update is not finite on the probe values"
+    if bool((a == 0).all()) and bool((b == 0).all()):
+        return "update is identically zero"
+    if torch.equal(a, b):
+        return "update does not depend on the gradient"
+    return None

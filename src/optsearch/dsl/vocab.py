@@ -1,0 +1,174 @@
+"""The vocabulary of the rule language (paper.md): operands, unary and binary functions.
+
+Each entry carries its token (what the controller emits and the trial store records), how it is
+written in infix and in LaTeX, and — for functions — the torch function that computes it. Operands
+are only named here: computing their values (running averages, noise, decays) is the optimizer's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+DIV_DELTA = 1e-8
+"""δ in the binary `x / (y + δ)`."""
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A leaf of a rule: a value the optimizer computes for every parameter at every step."""
+
+    token: str
+    latex: str
+    state: tuple[str, ...] = ()  # running averages it reads: "m" (β1 0.9), "v" (β2 0.999), "y" (β3 0.999)
+    needs_total_steps: bool = False
+    stochastic: bool = False
+    uses_grad: bool = False  # its value changes with the gradient (now or in the past)
+    scalar: bool = False  # the same value for every element (constants, decays)
+
+
+@dataclass(frozen=True)
+class Unary:
+    token: str
+    fmt: str  # infix template, "{}" is the argument
+    latex: str  # LaTeX template, "{}" is the argument
+    fn: Callable[..., Tensor]  # fn(x, generator) -> Tensor
+    stochastic: bool = False
+
+
+@dataclass(frozen=True)
+class Binary:
+    token: str
+    symbol: str  # infix operator; "" for keep-left, which has no infix form
+    latex: str  # LaTeX template with "{0}" and "{1}"
+    fn: Callable[[Tensor, Tensor], Tensor]
+
+
+_G = dict(uses_grad=True)
+BASE_OPERANDS: tuple[Operand, ...] = (
+    Operand("g", "g", **_G),
+    Operand("g^2", "g^2", **_G),
+    Operand("g^3", "g^3", **_G),
+    Operand("m", r"\hat m", state=("m",), **_G),
+    Operand("v", r"\hat v", state=("v",), **_G),
+    Operand("y", r"\hat y", state=("y",), **_G),
+    Operand("sign(g)", r"\operatorname{sign}(g)", **_G),
+    Operand("sign(m)", r"\operatorname{sign}(m)", state=("m",), **_G),
+    Operand("1", "1", scalar=True),
+    Operand("2", "2", scalar=True),
+    Operand("eps", r"\epsilon", stochastic=True),
+    Operand("1e-4*w", r"10^{-4} w"),
+    Operand("1e-3*w", r"10^{-3} w"),
+    Operand("1e-2*w", r"10^{-2} w"),
+    Operand("1e-1*w", r"10^{-1} w"),
+    Operand("adam", r"\mathrm{adam}", state=("m", "v"), **_G),
+    Operand("rmsprop", r"\mathrm{rmsprop}", state=("v",), **_G),
+)
+"""The 17 operands of the paper's first search."""
+
+DECAY_PERIODS: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
+"""Periods n allowed in `cd(n)` and `rd(n)`; the paper does not list its set, so this one is ours."""
+CD_DEFAULT, RD_DEFAULT = 0.5, 1.0  # plain `cd` is cd(0.5), plain `rd` is rd(1)
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def cd_token(n: float) -> str:
+    return "cd" if n == CD_DEFAULT else f"cd({_num(n)})"
+
+
+def rd_token(n: float) -> str:
+    return "rd" if n == RD_DEFAULT else f"rd({_num(n)})"
+
+
+_D = dict(needs_total_steps=True, scalar=True)
+DECAY_OPERANDS: tuple[Operand, ...] = (
+    Operand("ld", r"\mathrm{ld}", **_D),
+    *(Operand(cd_token(n), rf"\mathrm{{cd}}_{{{_num(n)}}}", **_D) for n in DECAY_PERIODS),
+    *(Operand(rd_token(n), rf"\mathrm{{rd}}_{{{_num(n)}}}", **_D) for n in DECAY_PERIODS),
+    Operand("eps_t", r"\epsilon_t", stochastic=True, scalar=False),
+)
+"""Decay operands of the paper's second version: t is the step, T = total_steps."""
+
+OPERANDS: dict[str, Operand] = {o.token: o for o in BASE_OPERANDS + DECAY_OPERANDS}
+
+WEIGHT_SCALES: dict[str, float] = {"1e-4*w": 1e-4, "1e-3*w": 1e-3, "1e-2*w": 1e-2, "1e-1*w": 1e-1}
+
+
+def _dropout(p: float) -> Callable[..., Tensor]:
+    """Dropout with drop probability p; kept values are rescaled by 1/(1-p) (as TF's dropout, so the
+    expected value of drop(x) is x)."""
+
+    def drop(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= p
+        return x * keep / (1.0 - p)
+
+    return drop
+
+
+def _clip(c: float) -> Callable[..., Tensor]:
+    return lambda x, generator=None: torch.clamp(x, -c, c)
+
+
+CLIP_THRESHOLDS = ("1e-5", "1e-4", "1e-3")
+DROP_PROBS = ("0.1", "0.3", "0.5")
+
+UNARY: dict[str, Unary] = {
+    u.token: u
+    for u in (
+        Unary("x", "{}", "{}", lambda x, generator=None: x),
+        Unary("-x", "-{}", "-{}", lambda x, generator=None: torch.neg(x)),
+        Unary("exp", "exp({})", r"e^{{{}}}", lambda x, generator=None: torch.exp(x)),
+        Unary("log", "log|{}|", r"\log\left|{}\right|", lambda x, generator=None: torch.log(torch.abs(x))),
+        Unary("sqrt", "sqrt|{}|", r"\sqrt{{\left|{}\right|}}", lambda x, generator=None: torch.sqrt(torch.abs(x))),
+        *(Unary(f"clip{c}", f"clip({{}}, {c})", rf"\operatorname{{{{clip}}}}_{{{{{c}}}}}\left({{}}\right)",
+                _clip(float(c))) for c in CLIP_THRESHOLDS),
+        *(Unary(f"drop{p}", f"drop({{}}, {p})", rf"\operatorname{{{{drop}}}}_{{{{{p}}}}}\left({{}}\right)",
+                _dropout(float(p)), stochastic=True) for p in DROP_PROBS),
+        Unary("sign", "sign({})", r"\operatorname{{sign}}\left({}\right)", lambda x, generator=None: torch.sign(x)),
+    )
+}
+"""The 12 unary functions; `log` and `sqrt` act on |x|, `clip` clips to [-c, c]."""
+
+
+BINARY: dict[str, Binary] = {
+    b.token: b
+    for b in (
+        Binary("add", "+", "{0} + {1}", torch.add),
+        Binary("sub", "-", "{0} - {1}", torch.sub),
+        Binary("mul", "*", r"{0} \cdot {1}", torch.mul),
+        Binary("div", "/", r"\frac{{{0}}}{{{1} + \delta}}", lambda x, y: x / (y + DIV_DELTA)),
+        Binary("pow", "^", "{0}^{{{1}}}", torch.pow),
+        Binary("keep", "", "{0}", lambda x, y: x),
+    )
+}
+"""The 6 binary functions; `div` is x / (y + 1e-8), `keep` keeps the left argument."""
+
+
+def group_ref(k: int) -> str:
+    """Token naming the result of group k (0-based) as an operand of a later group."""
+    return f"o{k}"
+
+
+def parse_group_ref(token: str) -> int | None:
+    if len(token) > 1 and token[0] == "o" and token[1:].isdigit():
+        return int(token[1:])
+    return None
+
+
+def operand_choices(group: int, decays: bool = False) -> list[str]:
+    """Tokens allowed in an operand slot of group `group` (0-based): base operands, optionally the
+    decay operands, then the results of every earlier group."""
+    names = [o.token for o in BASE_OPERANDS]
+    if decays:
+        names += [o.token for o in DECAY_OPERANDS]
+    return names + [group_ref(k) for k in range(group)]
+
+
+SLOT_KINDS = ("operand", "operand", "unary", "unary", "binary")
+"""What each of the 5 tokens of a group is: b(u1(op1), u2(op2))."""
