@@ -4,17 +4,17 @@ from __future__ import annotations
 
 
 class RuleError(ValueError):
-    """A rule that cannot be built: says what is wrong, where (character position), what is allowed."""
+    """A rule that cannot be built. Its message is one line: what is wrong, where (character position in
+    the text), and what is allowed instead."""
 
     def __init__(self, message: str, text: str | None = None, position: int | None = None,
                  allowed: str | None = None):
-        self.text, self.position, self.allowed = text, position, allowed
+        self.message, self.text, self.position, self.allowed = message, text, position, allowed
         full = message
         if position is not None:
             full += f" at position {position}"
-            if text is not None and len(text) <= 200:
-                full += f"\n  {text}\n  {' ' * position}^"
+            if text is not None and len(text) <= 80:
+                full += f" of {text!r}"
         if allowed:
-            full += f"\n  allowed: {allowed}"
+            full += f"; allowed: {allowed}"
         super().__init__(full)
-        self.message = message

@@ -1,0 +1,261 @@
+"""The search loop: ask → fingerprint/dedup/reject → evaluate on an executor → store → tell → checkpoint.
+
+Every finished trial is written as it arrives; the strategy is checkpointed after each tell. A search
+resumed from its db re-asks from the last checkpoint, finds the finished rules by fingerprint in the
+store and never trains them again, and stops at the budget of unique evaluations.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optsearch.dsl import Rule, rejection
+from optsearch.engine.executors import EvalJob, Executor, make_executor, run_job
+from optsearch.engine.store import Sample, Store, Trial
+from optsearch.search import make_strategy, state_from_bytes, state_to_bytes
+
+REJECTED_REWARD = 0.0
+"""Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g)."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """What makes two searches the same search: a db refuses to resume under a different config."""
+
+    task: str | None
+    objective: str | None
+    strategy: str
+    seed: int
+    groups: int
+    decays: bool
+    steps: int | None
+    lrs: tuple[float, ...] | None
+    batch_size: int | None
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lrs"] = list(self.lrs) if self.lrs is not None else None
+        return d
+
+
+@dataclass
+class Progress:
+    """What a progress display needs after every stored trial."""
+
+    done: int
+    budget: int
+    sampled: int
+    best_reward: float
+    best_rule: str | None
+    started: float
+    resumed_from: int
+
+    @property
+    def unique_ratio(self) -> float:
+        return self.done / self.sampled if self.sampled else 1.0
+
+    @property
+    def per_minute(self) -> float:
+        elapsed = time.time() - self.started
+        return 60.0 * (self.done - self.resumed_from) / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass
+class SearchResult:
+    trials: list[Trial]  # best first, rejected ones excluded
+    n_samples: int
+    n_unique: int
+    stopped: str  # budget | sample cap | interrupted
+    db: str
+
+    @property
+    def best(self) -> Trial | None:
+        return self.trials[0] if self.trials else None
+
+
+class ConfigMismatch(ValueError):
+    pass
+
+
+def search(
+    task: str | None = "mnist1d",
+    objective: Callable[[Rule], float] | None = None,
+    strategy: str = "ppo",
+    budget: int = 100,
+    db: str | Path | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    executor: str | Executor = "inline",
+    steps: int | None = None,
+    lrs: Sequence[float] | None = None,
+    batch_size: int | None = None,
+    groups: int = 2,
+    decays: bool = False,
+    batch: int | None = None,
+    max_samples: int | None = None,
+    device: str = "cpu",
+    data_dir: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    **strategy_options: Any,
+) -> SearchResult:
+    """Search for update rules until `budget` unique rules are evaluated.
+
+    Score rules on a child `task` (batched evaluation, see `optsearch.evaluate`) or with any
+    `objective(rule) -> float` (which then replaces the task). `db` is the SQLite trial store; an existing one is resumed (its config
+    must match). `batch` rules are asked per round (default 8 × workers); sampling stops after
+    `max_samples` (default 20 × budget) so a collapsed controller cannot loop forever.
+    """
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1, got {budget}")
+    if task is None and objective is None:
+        raise ValueError("give a task (a child task name) or an objective (a callable Rule -> float)")
+    config = SearchConfig(
+        task=None if objective is not None else task,
+        objective=None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__),
+        strategy=strategy, seed=seed, groups=groups, decays=decays, steps=steps,
+        lrs=tuple(float(x) for x in lrs) if lrs is not None else None, batch_size=batch_size,
+        strategy_options=dict(strategy_options),
+    )
+    store = Store(db if db is not None else ":memory:")
+    _check_config(store, config)
+    strat = make_strategy(strategy, groups=groups, seed=seed, decays=decays, **strategy_options)
+    step = 0
+    checkpoint = store.latest_checkpoint()
+    if checkpoint is not None:
+        step = checkpoint[0] + 1
+        strat.load_state_dict(state_from_bytes(checkpoint[2]))
+    own_executor = isinstance(executor, str)
+    ex = make_executor(executor, workers) if isinstance(executor, str) else executor
+    batch = batch or 8 * max(1, ex.workers)
+    max_samples = max_samples or 20 * budget
+    settings = {k: v for k, v in dict(lrs=config.lrs, steps=steps, batch_size=batch_size, seed=seed, device=device,
+                                      data_dir=data_dir).items() if v is not None}
+    known = store.rewards_by_fingerprint()
+    done = store.count_trials()
+    best = store.trials(order="reward")
+    progress = Progress(done, budget, store.count_samples(), best[0].reward if best else -math.inf,
+                        best[0].rule if best else None, time.time(), done)
+    stopped = "budget"
+    try:
+        while progress.done < budget:
+            if progress.sampled >= max_samples:
+                stopped = "sample cap"
+                break
+            rules = strat.ask(batch)
+            samples, new = _triage(rules, known, strategy, step, store)
+            new = new[: budget - progress.done]
+            for trial in _evaluate(new, config, settings, objective, ex, strategy, step):
+                store.add_trial(trial)
+                known[trial.fingerprint] = trial.reward
+                progress.done += trial.status != "rejected"
+                if trial.reward > progress.best_reward:
+                    progress.best_reward, progress.best_rule = trial.reward, trial.rule
+                if on_progress:
+                    on_progress(progress)
+            told = [(rule, s) for rule, s in zip(rules, samples, strict=True) if s.fingerprint in known]
+            for _, s in told:
+                s.reward = known[s.fingerprint]
+            strat.tell([r for r, _ in told], [s.reward for _, s in told])
+            store.add_samples([s for _, s in told])
+            progress.sampled += len(told)
+            store.save_checkpoint(step, progress.sampled, state_to_bytes(strat.state_dict()))
+            step += 1
+            if on_progress:
+                on_progress(progress)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        if own_executor:
+            ex.close()
+    trials = [t for t in store.trials(order="reward") if t.status != "rejected"]
+    result = SearchResult(trials, store.count_samples(), len(trials), stopped, store.path)
+    store.close()
+    return result
+
+
+def _check_config(store: Store, config: SearchConfig) -> None:
+    stored = store.get_meta("config")
+    mine = config.to_json()
+    if stored is None:
+        store.set_meta("config", mine)
+        return
+    diff = [f"{k}: db has {stored.get(k)!r}, this search has {v!r}" for k, v in mine.items() if stored.get(k) != v]
+    if diff:
+        raise ConfigMismatch(f"{store.path} was written by a different search and cannot be resumed with this "
+                             "config (" + "; ".join(diff) + "); use another --db or the same settings")
+
+
+def _triage(rules: list[Rule], known: dict[str, float], strategy: str, step: int,
+            store: Store) -> tuple[list[Sample], list[Rule]]:
+    """Split asked rules into known (stored reward), rejected (stored now) and new (to evaluate once)."""
+    samples, new, seen = [], [], set()
+    for rule in rules:
+        fp = rule.fingerprint
+        kind = "duplicate" if fp in known or fp in seen else "new"
+        if kind == "new":
+            reason = rejection(rule)
+            if reason is not None:
+                kind = "rejected"
+                store.add_trial(Trial(str(rule), list(rule.tokens), fp, "rejected", REJECTED_REWARD, reason=reason,
+                                      complexity=rule.complexity, strategy=strategy, step=step))
+                known[fp] = REJECTED_REWARD
+            else:
+                new.append(rule)
+        seen.add(fp)
+        samples.append(Sample(step, str(rule), list(rule.tokens), fp, math.nan, kind))
+    return samples, new
+
+
+def _evaluate(rules: list[Rule], config: SearchConfig, settings: dict[str, Any],
+              objective: Callable[[Rule], float] | None, ex: Executor, strategy: str, step: int):
+    """Yield a Trial for every rule as its batch finishes; a batch that fails yields `failed` trials."""
+    if not rules:
+        return
+    if objective is not None:
+        for rule in rules:
+            yield _objective_trial(rule, objective, strategy, step)
+        return
+    n_chunks = min(ex.workers, len(rules))
+    chunks = [rules[i::n_chunks] for i in range(n_chunks)]
+    futures = {ex.submit(run_job, EvalJob(tuple(r.tokens for r in chunk), config.task, settings)): chunk
+               for chunk in chunks}
+    try:
+        for future in cf.as_completed(futures):
+            chunk = futures[future]
+            try:
+                results = future.result()
+            except Exception as exc:  # noqa: BLE001 - a failed batch is recorded, never dropped
+                results = [dict(reward=0.0, status="failed", reason=f"{type(exc).__name__}: {exc}")] * len(chunk)
+            for rule, res in zip(chunk, results, strict=True):
+                yield _trial(rule, res, strategy, step)
+    except KeyboardInterrupt:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+def _trial(rule: Rule, res: dict[str, Any], strategy: str, step: int) -> Trial:
+    return Trial(str(rule), list(rule.tokens), rule.fingerprint, res["status"], float(res["reward"]),
+                 best_lr=res.get("best_lr"), per_lr=res.get("per_lr", []), curve=res.get("curve", []),
+                 reason=res.get("reason"), complexity=rule.complexity, strategy=strategy, step=step,
+                 wall_time=float(res.get("wall_time", 0.0)))
+
+
+def _objective_trial(rule: Rule, objective: Callable[[Rule], float], strategy: str, step: int) -> Trial:
+    start = time.perf_counter()
+    status, reason = "ok", None
+    try:
+        reward = float(objective(rule))
+        if not math.isfinite(reward):
+            status, reason, reward = "diverged", f"objective returned {reward}", 0.0
+    except Exception as exc:  # noqa: BLE001 - a user's objective must not crash a long search
+        status, reason, reward = "failed", f"{type(exc).__name__}: {exc}", 0.0
+    return _trial(rule, dict(status=status, reward=reward, reason=reason,
+                             wall_time=time.perf_counter() - start), strategy, step)

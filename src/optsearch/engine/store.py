@@ -1,0 +1,194 @@
+"""The durable trial store: one SQLite file per search (WAL mode), plain columns and JSON, no pickles.
+
+Every evaluated rule is a row of `trials` (one per fingerprint); every rule a strategy sampled is a row
+of `samples` (duplicates and rejections included: the controller's learning curve needs them);
+`meta` holds the search config; `checkpoints` the strategy state, as bytes that load without pickle.
+Each write commits at once, so a killed search loses nothing that had finished.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL,
+    tokens TEXT NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    reward REAL NOT NULL,
+    best_lr REAL,
+    per_lr TEXT NOT NULL,
+    curve TEXT NOT NULL,
+    reason TEXT,
+    complexity INTEGER NOT NULL,
+    strategy TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    wall_time REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY,
+    step INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    tokens TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    reward REAL NOT NULL,
+    kind TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY,
+    step INTEGER NOT NULL,
+    n_samples INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class Trial:
+    """One evaluated rule (unique by fingerprint)."""
+
+    rule: str
+    tokens: list[str]
+    fingerprint: str
+    status: str  # ok | diverged | invalid | rejected | failed
+    reward: float
+    best_lr: float | None = None
+    per_lr: list[dict[str, Any]] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+    complexity: int = 0
+    strategy: str = ""
+    step: int = 0
+    wall_time: float = 0.0
+    created_at: float = 0.0
+    id: int | None = None
+
+
+@dataclass
+class Sample:
+    """One rule a strategy proposed; `kind` says how its reward was found: new | duplicate | rejected."""
+
+    step: int
+    rule: str
+    tokens: list[str]
+    fingerprint: str
+    reward: float
+    kind: str
+    created_at: float = 0.0
+    id: int | None = None
+
+
+class Store:
+    """A search's SQLite file. Open with `Store(path)`; ':memory:' works for tests."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- config --------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    # --- trials --------------------------------------------------------------------------------
+    def add_trial(self, t: Trial) -> Trial:
+        t.created_at = t.created_at or time.time()
+        with self.db:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO trials (rule, tokens, fingerprint, status, reward, best_lr, per_lr, curve, "
+                "reason, complexity, strategy, step, wall_time, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (t.rule, json.dumps(t.tokens), t.fingerprint, t.status, t.reward, t.best_lr, json.dumps(t.per_lr),
+                 json.dumps(t.curve), t.reason, t.complexity, t.strategy, t.step, t.wall_time, t.created_at),
+            )
+        t.id = cur.lastrowid if cur.rowcount else None
+        return t
+
+    def trials(self, order: str = "id") -> list[Trial]:
+        """All trials, by insertion (`order="id"`) or best first (`order="reward"`)."""
+        by = {"id": "id", "reward": "reward DESC, id"}[order]
+        rows = self.db.execute(f"SELECT * FROM trials ORDER BY {by}")
+        return [_trial(row) for row in _dicts(rows)]
+
+    def rewards_by_fingerprint(self) -> dict[str, float]:
+        return dict(self.db.execute("SELECT fingerprint, reward FROM trials"))
+
+    def count_trials(self, evaluated_only: bool = True) -> int:
+        where = " WHERE status != 'rejected'" if evaluated_only else ""
+        return self.db.execute(f"SELECT COUNT(*) FROM trials{where}").fetchone()[0]
+
+    # --- samples -------------------------------------------------------------------------------
+    def add_samples(self, samples: list[Sample]) -> None:
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO samples (step, rule, tokens, fingerprint, reward, kind, created_at) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [(s.step, s.rule, json.dumps(s.tokens), s.fingerprint, s.reward, s.kind, s.created_at or now)
+                 for s in samples],
+            )
+
+    def samples(self) -> list[Sample]:
+        rows = self.db.execute("SELECT * FROM samples ORDER BY id")
+        return [Sample(**{**row, "tokens": json.loads(row["tokens"])}) for row in _dicts(rows)]
+
+    def count_samples(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+    def last_step(self) -> int:
+        row = self.db.execute("SELECT MAX(step) FROM samples").fetchone()
+        return -1 if row[0] is None else row[0]
+
+    # --- strategy checkpoints ------------------------------------------------------------------
+    def save_checkpoint(self, step: int, n_samples: int, state: bytes) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO checkpoints (step, n_samples, state, created_at) VALUES (?,?,?,?)",
+                            (step, n_samples, state, time.time()))
+            self.db.execute("DELETE FROM checkpoints WHERE id NOT IN "
+                            "(SELECT id FROM checkpoints ORDER BY id DESC LIMIT 3)")
+
+    def latest_checkpoint(self) -> tuple[int, int, bytes] | None:
+        row = self.db.execute("SELECT step, n_samples, state FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else (row[0], row[1], bytes(row[2]))
+
+
+def _dicts(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
+
+
+def _trial(row: dict[str, Any]) -> Trial:
+    for key in ("tokens", "per_lr", "curve"):
+        row[key] = json.loads(row[key])
+    return Trial(**row)
