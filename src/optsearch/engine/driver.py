@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,6 +100,7 @@ def search(
     groups: int = 2,
     decays: bool = False,
     batch: int | None = None,
+    ahead: int = 1,
     max_samples: int | None = None,
     device: str = "cpu",
     data_dir: str | None = None,
@@ -108,9 +110,11 @@ def search(
     """Search for update rules until `budget` unique rules are evaluated.
 
     Score rules on a child `task` (batched evaluation, see `optsearch.evaluate`) or with any
-    `objective(rule) -> float` (which then replaces the task). `db` is the SQLite trial store; an existing one is resumed (its config
-    must match). `batch` rules are asked per round (default 8 × workers); sampling stops after
-    `max_samples` (default 20 × budget) so a collapsed controller cannot loop forever.
+    `objective(rule) -> float` (which then replaces the task; it runs in this process). `db` is the
+    SQLite trial store; an existing one is resumed (its config must match). `batch` rules are asked per
+    round (default 8 × workers) and `ahead` rounds are asked before the oldest round's rewards are told,
+    so workers stay busy. Sampling stops after `max_samples` (default 20 × budget) so a collapsed
+    controller cannot loop forever.
     """
     if budget < 1:
         raise ValueError(f"budget must be at least 1, got {budget}")
@@ -142,35 +146,60 @@ def search(
     best = store.trials(order="reward")
     progress = Progress(done, budget, store.count_samples(), best[0].reward if best else -math.inf,
                         best[0].rule if best else None, time.time(), done)
+    evaluator = _Evaluator(config, settings, objective, ex, strategy)
+    rounds: deque[_Round] = deque()
     stopped = "budget"
+
+    def record(trials: list[Trial]) -> None:
+        for trial in trials:
+            store.add_trial(trial)
+            known[trial.fingerprint] = trial.reward
+            progress.done += 1
+            if trial.reward > progress.best_reward:
+                progress.best_reward, progress.best_rule = trial.reward, trial.rule
+        if on_progress:
+            on_progress(progress)
+
     try:
-        while progress.done < budget:
-            if progress.sampled >= max_samples:
-                stopped = "sample cap"
+        while True:
+            # Keep `ahead` rounds in flight beyond the one being finished, so workers never idle while the
+            # strategy waits; the schedule is fixed, so results do not depend on which worker is faster.
+            while len(rounds) <= ahead:
+                in_flight = sum(len(r.new) for r in rounds)
+                asked = sum(len(r.rules) for r in rounds)
+                if progress.done + in_flight >= budget:
+                    break
+                if progress.sampled + asked >= max_samples:
+                    stopped = "sample cap"
+                    break
+                rules = strat.ask(batch)
+                flying = {r.fingerprint for rnd in rounds for r in rnd.new}
+                samples, new = _triage(rules, known, flying, strategy, step, store)
+                new = new[: budget - progress.done - in_flight]
+                rounds.append(_Round(step, rules, samples, new, evaluator.submit(new, step)))
+                step += 1
+            if not rounds:
                 break
-            rules = strat.ask(batch)
-            samples, new = _triage(rules, known, strategy, step, store)
-            new = new[: budget - progress.done]
-            for trial in _evaluate(new, config, settings, objective, ex, strategy, step):
-                store.add_trial(trial)
-                known[trial.fingerprint] = trial.reward
-                progress.done += trial.status != "rejected"
-                if trial.reward > progress.best_reward:
-                    progress.best_reward, progress.best_rule = trial.reward, trial.rule
+            for trials in evaluator.wait([f for r in rounds for f in r.pending], rounds):
+                record(trials)
+            while rounds and not rounds[0].pending:
+                rnd = rounds.popleft()
+                told = [(rule, s) for rule, s in zip(rnd.rules, rnd.samples, strict=True) if s.fingerprint in known]
+                for _, s in told:
+                    s.reward = known[s.fingerprint]
+                strat.tell([r for r, _ in told], [s.reward for _, s in told])
+                store.add_samples([s for _, s in told])
+                progress.sampled += len(told)
+                store.save_checkpoint(rnd.step, progress.sampled, state_to_bytes(strat.state_dict()))
                 if on_progress:
                     on_progress(progress)
-            told = [(rule, s) for rule, s in zip(rules, samples, strict=True) if s.fingerprint in known]
-            for _, s in told:
-                s.reward = known[s.fingerprint]
-            strat.tell([r for r, _ in told], [s.reward for _, s in told])
-            store.add_samples([s for _, s in told])
-            progress.sampled += len(told)
-            store.save_checkpoint(step, progress.sampled, state_to_bytes(strat.state_dict()))
-            step += 1
-            if on_progress:
-                on_progress(progress)
+        if progress.done >= budget:
+            stopped = "budget"
     except KeyboardInterrupt:
         stopped = "interrupted"
+        for rnd in rounds:
+            for future in rnd.pending:
+                future.cancel()
     finally:
         if own_executor:
             ex.close()
@@ -178,6 +207,56 @@ def search(
     result = SearchResult(trials, store.count_samples(), len(trials), stopped, store.path)
     store.close()
     return result
+
+
+@dataclass
+class _Round:
+    """One ask: its rules and samples, the new ones being evaluated, and their unfinished futures."""
+
+    step: int
+    rules: list[Rule]
+    samples: list[Sample]
+    new: list[Rule]
+    pending: dict[cf.Future, list[Rule]]
+
+
+class _Evaluator:
+    """Sends new rules to the executor in chunks and turns finished chunks into Trials."""
+
+    def __init__(self, config: SearchConfig, settings: dict[str, Any], objective: Callable[[Rule], float] | None,
+                 ex: Executor, strategy: str):
+        self.config, self.settings, self.objective, self.ex, self.strategy = config, settings, objective, ex, strategy
+        self.steps: dict[cf.Future, int] = {}
+
+    def submit(self, rules: list[Rule], step: int) -> dict[cf.Future, list[Rule]]:
+        if not rules:
+            return {}
+        if self.objective is not None:  # a user's callable may not pickle: run it here, now
+            future: cf.Future = cf.Future()
+            future.set_result([_objective_result(rule, self.objective) for rule in rules])
+            chunks = {future: rules}
+        else:
+            n = min(self.ex.workers, len(rules))
+            chunks = {}
+            for i in range(n):
+                chunk = rules[i::n]
+                job = EvalJob(tuple(r.tokens for r in chunk), self.config.task, self.settings)
+                chunks[self.ex.submit(run_job, job)] = chunk
+        self.steps.update(dict.fromkeys(chunks, step))
+        return chunks
+
+    def wait(self, futures: list[cf.Future], rounds: deque[_Round]):
+        """Yield the Trials of every chunk that finishes (at least one), removing it from its round."""
+        finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+        for rnd in rounds:
+            for future in [f for f in rnd.pending if f in finished]:
+                chunk = rnd.pending.pop(future)
+                try:
+                    results = future.result()
+                except Exception as exc:  # noqa: BLE001 - a failed batch is recorded, never dropped
+                    results = [dict(reward=0.0, status="failed", reason=f"{type(exc).__name__}: {exc}")] * len(chunk)
+                step = self.steps.pop(future)
+                yield [_trial(rule, res, self.strategy, step) for rule, res in zip(chunk, results, strict=True)]
 
 
 def _check_config(store: Store, config: SearchConfig) -> None:
@@ -192,10 +271,11 @@ def _check_config(store: Store, config: SearchConfig) -> None:
                              "config (" + "; ".join(diff) + "); use another --db or the same settings")
 
 
-def _triage(rules: list[Rule], known: dict[str, float], strategy: str, step: int,
+def _triage(rules: list[Rule], known: dict[str, float], flying: set[str], strategy: str, step: int,
             store: Store) -> tuple[list[Sample], list[Rule]]:
-    """Split asked rules into known (stored reward), rejected (stored now) and new (to evaluate once)."""
-    samples, new, seen = [], [], set()
+    """Split asked rules into known or in flight (reward comes from the store), rejected (stored now) and
+    new (to evaluate once)."""
+    samples, new, seen = [], [], set(flying)
     for rule in rules:
         fp = rule.fingerprint
         kind = "duplicate" if fp in known or fp in seen else "new"
@@ -213,34 +293,6 @@ def _triage(rules: list[Rule], known: dict[str, float], strategy: str, step: int
     return samples, new
 
 
-def _evaluate(rules: list[Rule], config: SearchConfig, settings: dict[str, Any],
-              objective: Callable[[Rule], float] | None, ex: Executor, strategy: str, step: int):
-    """Yield a Trial for every rule as its batch finishes; a batch that fails yields `failed` trials."""
-    if not rules:
-        return
-    if objective is not None:
-        for rule in rules:
-            yield _objective_trial(rule, objective, strategy, step)
-        return
-    n_chunks = min(ex.workers, len(rules))
-    chunks = [rules[i::n_chunks] for i in range(n_chunks)]
-    futures = {ex.submit(run_job, EvalJob(tuple(r.tokens for r in chunk), config.task, settings)): chunk
-               for chunk in chunks}
-    try:
-        for future in cf.as_completed(futures):
-            chunk = futures[future]
-            try:
-                results = future.result()
-            except Exception as exc:  # noqa: BLE001 - a failed batch is recorded, never dropped
-                results = [dict(reward=0.0, status="failed", reason=f"{type(exc).__name__}: {exc}")] * len(chunk)
-            for rule, res in zip(chunk, results, strict=True):
-                yield _trial(rule, res, strategy, step)
-    except KeyboardInterrupt:
-        for future in futures:
-            future.cancel()
-        raise
-
-
 def _trial(rule: Rule, res: dict[str, Any], strategy: str, step: int) -> Trial:
     return Trial(str(rule), list(rule.tokens), rule.fingerprint, res["status"], float(res["reward"]),
                  best_lr=res.get("best_lr"), per_lr=res.get("per_lr", []), curve=res.get("curve", []),
@@ -248,7 +300,7 @@ def _trial(rule: Rule, res: dict[str, Any], strategy: str, step: int) -> Trial:
                  wall_time=float(res.get("wall_time", 0.0)))
 
 
-def _objective_trial(rule: Rule, objective: Callable[[Rule], float], strategy: str, step: int) -> Trial:
+def _objective_result(rule: Rule, objective: Callable[[Rule], float]) -> dict[str, Any]:
     start = time.perf_counter()
     status, reason = "ok", None
     try:
@@ -257,5 +309,4 @@ def _objective_trial(rule: Rule, objective: Callable[[Rule], float], strategy: s
             status, reason, reward = "diverged", f"objective returned {reward}", 0.0
     except Exception as exc:  # noqa: BLE001 - a user's objective must not crash a long search
         status, reason, reward = "failed", f"{type(exc).__name__}: {exc}", 0.0
-    return _trial(rule, dict(status=status, reward=reward, reason=reason,
-                             wall_time=time.perf_counter() - start), strategy, step)
+    return dict(status=status, reward=reward, reason=reason, wall_time=time.perf_counter() - start)
