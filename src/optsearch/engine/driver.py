@@ -94,6 +94,7 @@ def search(
     seed: int = 0,
     workers: int = 1,
     executor: str | Executor = "inline",
+    address: str | None = None,
     steps: int | None = None,
     lrs: Sequence[float] | None = None,
     batch_size: int | None = None,
@@ -136,7 +137,9 @@ def search(
         step = checkpoint[0] + 1
         strat.load_state_dict(state_from_bytes(checkpoint[2]))
     own_executor = isinstance(executor, str)
-    ex = make_executor(executor, workers) if isinstance(executor, str) else executor
+    ray_options = dict(address=address, gpus_per_worker=1 if device.startswith("cuda") else 0)
+    ex = (make_executor(executor, workers, **(ray_options if executor == "ray" else {}))
+          if isinstance(executor, str) else executor)
     batch = batch or 8 * max(1, ex.workers)
     max_samples = max_samples or 20 * budget
     settings = {k: v for k, v in dict(lrs=config.lrs, steps=steps, batch_size=batch_size, seed=seed, device=device,

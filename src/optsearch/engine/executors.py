@@ -82,12 +82,17 @@ class ProcessExecutor:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-EXECUTORS = ("inline", "process")
+EXECUTORS = ("inline", "process", "ray")
 
 
 def make_executor(name: str, workers: int = 1, **options: Any) -> Executor:
+    """`options` go to the Ray backend (address, gpus_per_worker, max_retries, temp_dir)."""
     if name == "inline":
         return InlineExecutor()
     if name == "process":
         return ProcessExecutor(workers)
+    if name == "ray":
+        from optsearch.engine.ray_executor import RayExecutor
+
+        return RayExecutor(workers, **options)
     raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")

@@ -1,0 +1,58 @@
+"""Ray backend: the same jobs on a local Ray instance or an existing cluster.
+
+Without an address it starts a local instance sized to the machine (no dashboard, quiet) and shuts it
+down on close; with one it joins the cluster (`ray start --head` on one machine, `ray start
+--address=HEAD:6379` on the others). A job whose worker process dies is retried by Ray (`max_retries`);
+one that still fails reaches the driver as an exception and is recorded as `failed`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+from collections.abc import Callable
+from typing import Any
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the ray executor needs Ray: pip install 'optsearch[ray]'") from None
+    return ray
+
+
+def _call(fn: Callable[[Any], Any], arg: Any) -> Any:
+    """Runs on a Ray worker: one torch thread per CPU Ray gave this task."""
+    import ray
+    import torch
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
+    return fn(arg)
+
+
+class RayExecutor:
+    def __init__(self, workers: int | None = None, address: str | None = None, cpus_per_worker: int = 1,
+                 gpus_per_worker: float = 0, max_retries: int = 2, temp_dir: str | None = None):
+        ray = _ray()
+        self.started = not ray.is_initialized()
+        if self.started:
+            kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                                          configure_logging=True)
+            if address:
+                kwargs["address"] = address
+            else:
+                kwargs["num_cpus"] = workers * cpus_per_worker if workers else os.cpu_count()
+                if temp_dir:
+                    kwargs["_temp_dir"] = temp_dir
+            ray.init(**kwargs)
+        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_worker)
+        self.remote = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_retries=max_retries)(_call)
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> cf.Future:
+        return self.remote.remote(fn, arg).future()
+
+    def close(self) -> None:
+        if self.started:
+            _ray().shutdown()
