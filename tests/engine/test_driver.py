@@ -16,7 +16,7 @@ TARGET = parse("g * exp(sign(g) * sign(m))").tokens
 
 def matched(rule):
     """Synthetic reward: fraction of the target's tokens matched position by position."""
-    return sum(a == b for a, b in zip(rule.tokens, TARGET)) / len(TARGET)
+    return sum(a == b for a, b in zip(rule.tokens, TARGET, strict=False)) / len(TARGET)
 
 
 class Counting:
