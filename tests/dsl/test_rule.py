@@ -135,3 +135,9 @@ def test_vocabulary_matches_the_paper():
     assert len(vocab.UNARY) == 12
     assert len(vocab.BINARY) == 6
     assert {"ld", "cd", "rd", "eps_t"} <= set(vocab.OPERANDS)
+
+
+@pytest.mark.parametrize("text, expected", [("y * 1e-2*w", "y * (1e-2*w)"), ("y / 1e-2*w", "y / (1e-2*w)"),
+                                            ("w*1e-3 + g", "1e-3*w + g")])
+def test_scaled_weight_binds_as_one_operand(text, expected):
+    assert str(parse(text)) == expected

@@ -7,6 +7,7 @@ Grammar (`^` binds tighter than unary minus, as in mathematics: `-g^2` is `-(g^2
     neg   := "-" neg | power
     power := atom ("^" neg)?
     atom  := NUMBER | NAME | NAME "(" expr ["," NUMBER] ")" | ("log" | "sqrt") "|" expr "|" | "(" expr ")"
+The weight operands `1e-4*w` ... `1e-1*w` are single operands and bind as a unit: `y / 1e-2*w` is `y / (1e-2*w)`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 64
 MAX_NODES = 256  # functions and operators in one rule; keeps every tree walk shallow
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),|]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),|]))"
+)
 
 _NAMES = ("g", "m", "v", "y", "eps", "adam", "rmsprop", "ld", "cd", "rd", "eps_t")
 _FUNCS = ("exp(x)", "log|x|", "sqrt|x|", "sign(x)", "clip(x, c)", "drop(x, p)", "cd(n)", "rd(n)")
@@ -146,6 +149,9 @@ class _Parser:
         while self.peek().kind == "op" and self.peek().text in "*/":
             op = self.next().text
             right = self.neg()
+            if isinstance(right, _Num) and self.peek().text == "*" and self.toks[self.i + 1].text == "w":
+                self.next()  # `x * 1e-2*w`: the scale binds to w, not to x
+                right = _scaled_weight(right, _W(self.next().pos)) or right
             scaled = _scaled_weight(node, right) if op == "*" else None
             node = scaled or self.grow(binary("mul" if op == "*" else "div", self.expr_of(node), self.expr_of(right)))
         return node

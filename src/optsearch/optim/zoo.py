@@ -1,0 +1,97 @@
+"""The zoo: named rules (hand-designed baselines, PowerSign/AddSign and their decays, the paper's discoveries)
+and `make_optimizer`, which turns a name or a rule into a ready optimizer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+from torch.optim.optimizer import Optimizer, ParamsT
+
+from optsearch.dsl import Rule, RuleError, parse
+from optsearch.optim.decay import cosine_decay, linear_decay, restart_decay
+from optsearch.optim.rule_optimizer import RuleOptimizer
+from optsearch.optim.signs import AddSign, PowerSign
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    rule: Rule
+    description: str
+
+
+_DECAYS = {"ld": ("linear", linear_decay), "cd": ("cosine", cosine_decay), "rd": ("restart", restart_decay)}
+
+_HAND_DESIGNED = (
+    ("sgd", "g", "plain SGD"),
+    ("adam", "adam", "Adam (β1 0.9, β2 0.999, ε 1e-8)"),
+    ("rmsprop", "rmsprop", "RMSProp with Adam's bias-corrected second moment (β 0.999, ε 1e-8)"),
+    ("powersign", "g * exp(sign(g) * sign(m))", "PowerSign: g·e^(±1) as sign(g) agrees with sign(m)"),
+    ("addsign", "(1 + sign(g) * sign(m)) * g", "AddSign: g·(1 ± 1) as sign(g) agrees with sign(m)"),
+    *((f"powersign-{d}", f"g * exp({d} * sign(g) * sign(m))", f"PowerSign with {kind} sign decay")
+      for d, (kind, _) in _DECAYS.items()),
+    *((f"addsign-{d}", f"(1 + {d} * sign(g) * sign(m)) * g", f"AddSign with {kind} sign decay")
+      for d, (kind, _) in _DECAYS.items()),
+)
+
+PAPER_RULES: tuple[str, ...] = (
+    "(exp(sign(g)*sign(m)) + clip(g, 1e-4)) * g",
+    "clip(m, 1e-4) * exp(v)",
+    "m * exp(v)",
+    "g * exp(sign(g)*sign(m))",
+    "drop(g, 0.3) * exp(sign(g)*sign(m))",
+    "m * exp(g^2)",
+    "drop(m, 0.1) / (exp(g^2) + eps)",
+    "drop(g, 0.1) * exp(sign(g)*sign(m))",
+    "clip(rmsprop, 1e-5) + drop(m, 0.3)",
+    "adam * exp(sign(g)*sign(m))",
+    "adam * exp(m)",
+    "g + drop(m, 0.3)",
+    "drop(m, 0.1) * exp(g^3)",
+    "g - clip(g^2, 1e-4)",
+    "exp(g) - exp(m)",
+    "drop(m, 0.3) * exp(1e-3*w)",
+)
+"""The paper's table of top rules, in its order; in the zoo as nos1 .. nos16."""
+
+zoo: Mapping[str, ZooEntry] = MappingProxyType({
+    name: ZooEntry(name, parse(text), description)
+    for name, text, description in (
+        *_HAND_DESIGNED,
+        *((f"nos{i}", text, f"the paper's discovered rule #{i}") for i, text in enumerate(PAPER_RULES, 1)),
+    )
+})
+"""Name -> ZooEntry, read-only."""
+
+
+def make_optimizer(name_or_rule: str | Rule, params: ParamsT, lr: float, total_steps: int | None = None,
+                   seed: int | None = None) -> Optimizer:
+    """An optimizer from a zoo name, `momentum` (SGD with momentum 0.9), a Rule or infix rule text.
+
+    Names with a faster equivalent get it, step for step the same as the zoo rule: `sgd` and `adam` are
+    torch's SGD and Adam(eps=1e-8), `powersign[-ld|-cd|-rd]` and `addsign[-…]` are PowerSign and AddSign
+    (decays over `total_steps`). Everything else runs as a RuleOptimizer.
+    """
+    if name_or_rule == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    if name_or_rule == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name_or_rule == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=1e-8)
+    if isinstance(name_or_rule, str) and name_or_rule in zoo:
+        family, _, decay = name_or_rule.partition("-")
+        if family in ("powersign", "addsign"):
+            if decay and total_steps is None:
+                raise ValueError(f"{name_or_rule} decays its sign term over total_steps: pass total_steps=T")
+            sign_decay = _DECAYS[decay][1](total_steps) if decay else None
+            return (PowerSign if family == "powersign" else AddSign)(params, lr=lr, sign_decay=sign_decay)
+        name_or_rule = zoo[name_or_rule].rule
+    try:
+        rule = parse(name_or_rule)
+    except RuleError as err:
+        raise ValueError(f"{name_or_rule!r} is neither an optimizer name (momentum, {', '.join(zoo)}) "
+                         f"nor a rule: {err}") from err
+    return RuleOptimizer(params, rule, lr=lr, total_steps=total_steps, seed=seed)
