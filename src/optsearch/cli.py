@@ -116,7 +116,8 @@ def leaderboard(trials, top: int = 10, title: str = "leaderboard") -> Table:
     for col in ("#", "rule", "reward", "best lr", "status"):
         table.add_column(col, justify="right" if col in ("#", "reward", "best lr") else "left")
     for i, t in enumerate(trials[:top], 1):
-        table.add_row(str(i), t.rule, f"{t.reward:.4f}", "-" if t.best_lr is None else f"{t.best_lr:g}", t.status)
+        rule = f"{t.rule}  [dim](baseline)[/]" if t.strategy == "baseline" else t.rule
+        table.add_row(str(i), rule, f"{t.reward:.4f}", "-" if t.best_lr is None else f"{t.best_lr:g}", t.status)
     return table
 
 
@@ -143,9 +144,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     with bar:
         result = search(task=args.task, strategy=args.strategy, budget=args.budget, db=args.db, seed=args.seed,
-                        workers=args.workers, executor=args.executor, steps=args.steps, lrs=args.lrs,
-                        batch_size=args.batch_size, groups=args.groups, decays=args.decays, batch=args.batch,
-                        device=args.device, data_dir=args.data_dir, on_progress=show)
+                        workers=args.workers, executor=args.executor, address=args.address, steps=args.steps,
+                        lrs=args.lrs, batch_size=args.batch_size, groups=args.groups, decays=args.decays,
+                        batch=args.batch, device=args.device, data_dir=args.data_dir, on_progress=show)
     console.print(leaderboard(result.trials, args.top))
     console.print(f"{result.n_unique} unique rules evaluated from {result.n_samples} sampled; "
                   f"stopped: {result.stopped}" + (f"; trials in {result.db}" if args.db else ""))
@@ -163,6 +164,34 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)
+    return 0
+
+
+# --- benchmark and report ---------------------------------------------------------------------
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from optsearch.transfer import run_benchmark
+
+    run_benchmark(args.optimizers, args.task, epochs=args.epochs, lrs=args.lrs, seeds=args.seeds, out_dir=args.out,
+                  batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, data_fraction=args.data_fraction,
+                  data_dir=args.data_dir, console=console)
+    if args.out:
+        console.print(f"results in {args.out} (benchmark.json, summary.csv, curves.csv)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from optsearch.report import write_benchmark_report, write_report
+
+    args.db = args.db or args.db_opt
+    if (args.db is None) == (args.benchmark is None):
+        raise UsageError("give a search db (optsearch report RUN.sqlite) or --benchmark DIR, not both")
+    if args.db is not None and not Path(args.db).is_file():
+        raise UsageError(f"no search db at {args.db}")
+    if args.benchmark is not None and not Path(args.benchmark).is_dir():
+        raise UsageError(f"no benchmark directory at {args.benchmark}")
+    page = (write_report(args.db, args.out, top=args.top) if args.db is not None
+            else write_benchmark_report(args.benchmark, args.out))
+    console.print(f"report written: {page} (and report.md beside it)")
     return 0
 
 
@@ -198,12 +227,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="SQLite trial store (kept; resumable)")
     p.add_argument("--resume", action="store_true", help="continue the search in --db")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--executor", default="inline", help="inline or process")
+    p.add_argument("--executor", default="inline", help="inline, process or ray")
+    p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
     p.add_argument("--groups", type=int, default=2, help="token groups per rule (1-3)")
     p.add_argument("--decays", action="store_true", help="include the decay operands ld, cd, rd, eps_t")
     p.add_argument("--batch", type=int, help="rules asked per round (default 8 × workers)")
     p.add_argument("--top", type=int, default=10, help="rows of the final leaderboard")
     p.set_defaults(fn=cmd_search)
+
+    p = sub.add_parser("benchmark", help="transfer benchmark: optimizers × lr grid × seeds on a bigger task")
+    p.add_argument("optimizers", nargs="+", help="zoo names (sgd, momentum, adam, powersign-ld, ...) or rules")
+    p.add_argument("--task", default="fashion_mnist_conv",
+                   help="fashion_mnist_conv, fashion_mnist_resnet, kjv_char_lstm, cifar10_conv, cifar10_resnet")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lrs", type=_floats, help="learning-rate grid (default: 7 log-spaced values)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--out", help="directory for benchmark.json, summary.csv, curves.csv")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps-per-epoch", type=int, help="cap on minibatches per epoch")
+    p.add_argument("--data-fraction", type=float, default=1.0, help="use this fraction of the training set")
+    p.add_argument("--data-dir")
+    p.set_defaults(fn=cmd_benchmark)
+
+    p = sub.add_parser("report", help="HTML + markdown report of a search db or a transfer benchmark")
+    p.add_argument("db", nargs="?", help="search db (SQLite)")
+    p.add_argument("--db", dest="db_opt", help=argparse.SUPPRESS)
+    p.add_argument("--benchmark", help="a benchmark --out directory")
+    p.add_argument("--out", required=True, help="directory for index.html, report.md and the plots")
+    p.add_argument("--top", type=int, default=10)
+    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("tasks", help="list the child tasks")
     p.set_defaults(fn=cmd_tasks)

@@ -121,6 +121,7 @@ def to_infix(e: Expr) -> str:
         left_wrap, right_wrap = _prec(e.x) <= p, _prec(e.y) < 3
     else:
         left_wrap, right_wrap = _prec(e.x) < p, _prec(e.y) <= p
+    right_wrap = right_wrap or (e.fn != "pow" and isinstance(e.y, Apply1) and e.y.fn == "-x")  # `a - (-m)`
     left = f"({left})" if left_wrap else left
     right = f"({right})" if right_wrap else right
     sym = vocab.BINARY[e.fn].symbol
@@ -143,6 +144,7 @@ def to_latex(e: Expr) -> str:
         left = rf"\left({left}\right)" if _prec(e.x) <= p or isinstance(e.x, Leaf) and "^" in e.x.token else left
     elif e.fn in ("add", "sub", "mul"):
         left = rf"\left({left}\right)" if _prec(e.x) < p else left
-        right = rf"\left({right}\right)" if _prec(e.y) <= p else right
+        negated = isinstance(e.y, Apply1) and e.y.fn == "-x"
+        right = rf"\left({right}\right)" if _prec(e.y) <= p or negated else right
     # div's \frac groups both sides itself
     return vocab.BINARY[e.fn].latex.format(left, right)

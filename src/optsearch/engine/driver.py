@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optsearch.dsl import Rule, rejection
+from optsearch.dsl import Rule, parse, rejection
 from optsearch.engine.executors import EvalJob, Executor, make_executor, run_job
 from optsearch.engine.store import Sample, Store, Trial
 from optsearch.search import make_strategy, state_from_bytes, state_to_bytes
@@ -70,7 +70,7 @@ class Progress:
 
 @dataclass
 class SearchResult:
-    trials: list[Trial]  # best first, rejected ones excluded
+    trials: list[Trial]  # best first, rejected ones excluded; baselines have strategy "baseline"
     n_samples: int
     n_unique: int
     stopped: str  # budget | sample cap | interrupted
@@ -102,6 +102,7 @@ def search(
     decays: bool = False,
     batch: int | None = None,
     ahead: int = 1,
+    baselines: Sequence[str] = ("adam", "g"),
     max_samples: int | None = None,
     device: str = "cpu",
     data_dir: str | None = None,
@@ -115,7 +116,9 @@ def search(
     SQLite trial store; an existing one is resumed (its config must match). `batch` rules are asked per
     round (default 8 × workers) and `ahead` rounds are asked before the oldest round's rewards are told,
     so workers stay busy. Sampling stops after `max_samples` (default 20 × budget) so a collapsed
-    controller cannot loop forever.
+    controller cannot loop forever. On a task, the `baselines` (rule texts; Adam and SGD by default) are
+    evaluated once under the same budget and stored with strategy "baseline", outside the budget, so every
+    leaderboard and report shows what a found rule has to beat.
     """
     if budget < 1:
         raise ValueError(f"budget must be at least 1, got {budget}")
@@ -145,8 +148,10 @@ def search(
     settings = {k: v for k, v in dict(lrs=config.lrs, steps=steps, batch_size=batch_size, seed=seed, device=device,
                                       data_dir=data_dir).items() if v is not None}
     known = store.rewards_by_fingerprint()
+    if objective is None:
+        _evaluate_baselines(baselines, known, store, _Evaluator(config, settings, None, ex, "baseline"))
     done = store.count_trials()
-    best = store.trials(order="reward")
+    best = [t for t in store.trials(order="reward") if t.strategy != "baseline"]
     progress = Progress(done, budget, store.count_samples(), best[0].reward if best else -math.inf,
                         best[0].rule if best else None, time.time(), done)
     evaluator = _Evaluator(config, settings, objective, ex, strategy)
@@ -207,7 +212,7 @@ def search(
         if own_executor:
             ex.close()
     trials = [t for t in store.trials(order="reward") if t.status != "rejected"]
-    result = SearchResult(trials, store.count_samples(), len(trials), stopped, store.path)
+    result = SearchResult(trials, store.count_samples(), store.count_trials(), stopped, store.path)
     store.close()
     return result
 
@@ -260,6 +265,18 @@ class _Evaluator:
                     results = [dict(reward=0.0, status="failed", reason=f"{type(exc).__name__}: {exc}")] * len(chunk)
                 step = self.steps.pop(future)
                 yield [_trial(rule, res, self.strategy, step) for rule, res in zip(chunk, results, strict=True)]
+
+
+def _evaluate_baselines(texts: Sequence[str], known: dict[str, float], store: Store, evaluator: _Evaluator) -> None:
+    rules = [r for r in dict.fromkeys(parse(t) for t in texts) if r.fingerprint not in known]
+    if not rules:
+        return
+    futures = evaluator.submit(rules, -1)
+    while futures:
+        for trials in evaluator.wait(list(futures), [_Round(-1, rules, [], rules, futures)]):
+            for trial in trials:
+                store.add_trial(trial)
+                known[trial.fingerprint] = trial.reward
 
 
 def _check_config(store: Store, config: SearchConfig) -> None:

@@ -144,7 +144,8 @@ class Store:
         return dict(self.db.execute("SELECT fingerprint, reward FROM trials"))
 
     def count_trials(self, evaluated_only: bool = True) -> int:
-        where = " WHERE status != 'rejected'" if evaluated_only else ""
+        """Trials that count toward a search's budget: evaluated (not rejected), and not reference baselines."""
+        where = " WHERE status != 'rejected' AND strategy != 'baseline'" if evaluated_only else ""
         return self.db.execute(f"SELECT COUNT(*) FROM trials{where}").fetchone()[0]
 
     # --- samples -------------------------------------------------------------------------------

@@ -1,0 +1,41 @@
+import shutil
+
+import pytest
+
+from optsearch.tasks.data import DatasetMissing
+from optsearch.transfer import text
+from optsearch.transfer.text import byte_sequences, kjv_text
+
+
+def test_byte_sequences_targets_are_inputs_shifted_by_one():
+    splits = byte_sequences("abcdefghij" * 100, seq_len=9)
+    assert splits.x_train.shape[1] == 9
+    assert (splits.x_train[:, 1:] == splits.y_train[:, :-1]).all()
+    assert bytes(splits.x_train[0].tolist()) == b"abcdefghi"
+    assert bytes(splits.y_train[0].tolist()) == b"bcdefghij"
+
+
+def test_byte_sequences_hold_out_one_chunk_in_twenty_for_val_and_for_test():
+    splits = byte_sequences("x" * (11 * 200), seq_len=10, holdout_every=20)
+    assert splits.sizes == (180, 10, 10)
+
+
+def test_missing_bible_names_the_debian_packages(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    with pytest.raises(DatasetMissing, match="bible-kjv bible-kjv-text"):
+        kjv_text()
+
+
+def test_a_text_file_replaces_the_bible(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("hello world", encoding="utf-8")
+    assert kjv_text(path) == "hello world"
+
+
+@pytest.mark.skipif(shutil.which("bible") is None or not text.BIBLE_DATA.exists(),
+                    reason="Debian packages bible-kjv and bible-kjv-text are not installed")
+def test_kjv_is_the_whole_bible():
+    words = kjv_text()
+    assert len(words) > 4_000_000
+    assert "In the beginning God created the heaven and the earth." in words
+    assert "The grace of our Lord Jesus Christ be with you all. Amen." in words
