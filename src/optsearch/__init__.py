@@ -1,1 +1,29 @@
-"""optsearch: discover optimizer update rules (Neural Optimizer Search) and ship them as PyTorch optimizers."""
+"""optsearch: discover optimizer update rules (Neural Optimizer Search) and ship them as PyTorch optimizers.
+
+    rule = optsearch.parse("g * exp(sign(g) * sign(m))")
+    opt = optsearch.RuleOptimizer(model.parameters(), rule, lr=0.01)
+    ev = optsearch.evaluate(rule, task="mnist1d")
+    run = optsearch.search(task="mnist1d", strategy="ppo", budget=300, db="runs/demo.sqlite")
+"""
+
+from optsearch.dsl import Rule, RuleError, parse
+from optsearch.engine import search
+from optsearch.optim import (
+    AddSign,
+    LinearCosineDecay,
+    PowerSign,
+    RuleOptimizer,
+    cosine_decay,
+    linear_decay,
+    make_optimizer,
+    restart_decay,
+    zoo,
+)
+from optsearch.search import make_strategy
+from optsearch.tasks import Evaluation, evaluate
+
+__all__ = [
+    "AddSign", "Evaluation", "LinearCosineDecay", "PowerSign", "Rule", "RuleError", "RuleOptimizer",
+    "cosine_decay", "evaluate", "linear_decay", "make_optimizer", "make_strategy", "parse", "restart_decay",
+    "search", "zoo",
+]

@@ -77,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     rules = [_rule(text) for text in args.rules]
     kwargs = dict(task=args.task, lrs=args.lrs, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                  device=args.device)
+                  device=args.device, precision=args.precision)
     if args.data_dir:
         kwargs["data_dir"] = args.data_dir
     with console.status(f"training {len(rules)} rule(s) on {args.task} ..."):
@@ -146,7 +146,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         result = search(task=args.task, strategy=args.strategy, budget=args.budget, db=args.db, seed=args.seed,
                         workers=args.workers, executor=args.executor, address=args.address, steps=args.steps,
                         lrs=args.lrs, batch_size=args.batch_size, groups=args.groups, decays=args.decays,
-                        batch=args.batch, device=args.device, data_dir=args.data_dir, on_progress=show)
+                        batch=args.batch, device=args.device, precision=args.precision, data_dir=args.data_dir,
+                        on_progress=show)
     console.print(leaderboard(result.trials, args.top))
     console.print(f"{result.n_unique} unique rules evaluated from {result.n_samples} sampled; "
                   f"stopped: {result.stopped}" + (f"; trials in {result.db}" if args.db else ""))
@@ -212,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="cpu")
         p.add_argument("--data-dir", help="where the task's dataset lives, if not the default")
+        p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                       help="child forward/backward precision (auto: bf16 where the hardware has it)")
+        p.add_argument("--threads", type=int, default=1,
+                       help="torch threads in this process (1 is fastest for small children; use --workers)")
 
     p = sub.add_parser("evaluate", help="train rules on a child task and print their rewards")
     p.add_argument("rules", nargs="+", help="rule texts or zoo names")
@@ -264,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.fn(args)
     except (UsageError, ValueError, FileNotFoundError) as exc:

@@ -38,6 +38,7 @@ class SearchConfig:
     steps: int | None
     lrs: tuple[float, ...] | None
     batch_size: int | None
+    precision: str
     strategy_options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +106,7 @@ def search(
     baselines: Sequence[str] = ("adam", "g"),
     max_samples: int | None = None,
     device: str = "cpu",
+    precision: str = "auto",
     data_dir: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     **strategy_options: Any,
@@ -129,7 +131,7 @@ def search(
         objective=None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__),
         strategy=strategy, seed=seed, groups=groups, decays=decays, steps=steps,
         lrs=tuple(float(x) for x in lrs) if lrs is not None else None, batch_size=batch_size,
-        strategy_options=dict(strategy_options),
+        precision=precision, strategy_options=dict(strategy_options),
     )
     store = Store(db if db is not None else ":memory:")
     _check_config(store, config)
@@ -146,7 +148,7 @@ def search(
     batch = batch or 8 * max(1, ex.workers)
     max_samples = max_samples or 20 * budget
     settings = {k: v for k, v in dict(lrs=config.lrs, steps=steps, batch_size=batch_size, seed=seed, device=device,
-                                      data_dir=data_dir).items() if v is not None}
+                                      data_dir=data_dir, precision=precision).items() if v is not None}
     known = store.rewards_by_fingerprint()
     if objective is None:
         _evaluate_baselines(baselines, known, store, _Evaluator(config, settings, None, ex, "baseline"))

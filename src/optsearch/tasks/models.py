@@ -1,0 +1,89 @@
+"""The child networks: an MLP stored as many stacked copies, and the paper's small ConvNet."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import torch
+from torch import Tensor, nn
+
+M = TypeVar("M")
+
+
+class StackedMLP:
+    """`members` copies of one ReLU MLP kept as a single (members, P) tensor, trained side by side.
+
+    Tiny MLPs are dominated by per-call overhead, so the copies run as batched matmuls (`torch.baddbmm`), one
+    per layer; each copy's parameters are one row of `params`, so an optimizer updates a run of copies with a
+    single elementwise call. All copies start from the same weights (nn.Linear's init, from `generator`).
+    """
+
+    def __init__(self, sizes: Sequence[int], members: int, generator: torch.Generator,
+                 device: str | torch.device = "cpu") -> None:
+        self.sizes = tuple(sizes)
+        pairs = list(itertools.pairwise(self.sizes))
+        self.shapes = [shape for n_in, n_out in pairs for shape in ((n_in, n_out), (1, n_out))]
+        parts = []
+        for n_in, n_out in pairs:  # nn.Linear's init: U(±1/sqrt(fan_in)) for weights and biases
+            bound = n_in ** -0.5
+            parts += [(torch.rand(n, generator=generator) * 2 - 1) * bound for n in (n_in * n_out, n_out)]
+        self.init = torch.cat(parts).to(device)
+        self.params = self.init.expand(members, -1).clone().requires_grad_()
+
+    def layers(self, params: Tensor | None = None) -> list[Tensor]:
+        """Views (members, in, out) and (members, 1, out) of the weights and biases, layer by layer."""
+        params = self.params if params is None else params
+        # split, not slicing: its backward is one concatenation, where each slice's would zero a full-size buffer
+        parts = torch.split(params, [n_rows * n_cols for n_rows, n_cols in self.shapes], dim=1)
+        return [part.view(-1, *shape) for part, shape in zip(parts, self.shapes, strict=True)]
+
+    def __call__(self, x: Tensor, params: Tensor | None = None) -> Tensor:
+        """Logits (members, batch, classes) for inputs x (batch, features), the same batch for every copy."""
+        layers = self.layers(params)
+        if torch.is_autocast_enabled(x.device.type):  # cast the shared batch once, not once per member
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        h = x.expand(layers[0].shape[0], *x.shape)
+        for i in range(0, len(layers), 2):
+            h = torch.baddbmm(layers[i + 1], h, layers[i])
+            if i + 2 < len(layers):
+                h = torch.relu(h)
+        return h
+
+    def module(self, member: int) -> nn.Sequential:
+        """Copy `member` out as an ordinary nn.Sequential of nn.Linear and nn.ReLU."""
+        modules: list[nn.Module] = []
+        layers = self.layers()
+        for i in range(0, len(layers), 2):
+            linear = nn.Linear(*layers[i].shape[1:])
+            with torch.no_grad():
+                linear.weight.copy_(layers[i][member].T)
+                linear.bias.copy_(layers[i + 1][member, 0])
+            modules += [linear, nn.ReLU()]
+        return nn.Sequential(*modules[:-1]).to(self.params.device)
+
+
+class ConvNet(nn.Module):
+    """The paper's child network: 2 × [3×3 conv, `width` filters, ReLU, batch norm, 2×2 max-pool], then a dense
+    layer. Takes uint8 images (N, C, H, W) and normalizes them with the dataset's channel mean and std."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], image_size: int, classes: int = 10,
+                 width: int = 32) -> None:
+        super().__init__()
+        channels = len(mean)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255)
+        block = lambda n_in: [nn.Conv2d(n_in, width, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(width), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*block(channels), *block(width), nn.Flatten())
+        self.head = nn.Linear(width * (image_size // 4) ** 2, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features((x.float() - self.mean) / self.std))
+
+
+def seeded(build: Callable[[], M], seed: int) -> M:
+    """`build()` run under torch's global RNG seeded with `seed`, leaving the caller's RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()

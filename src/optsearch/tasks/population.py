@@ -1,0 +1,256 @@
+"""Training a population of (rule, learning-rate) members on one child task, all on the same minibatches.
+
+Every member starts from the same weights and sees the same minibatch order (both drawn from the seed), and a
+rule's noise comes from a generator seeded by the seed and the rule's text. So a member's result depends only on
+(seed, rule, its learning rates, budget), never on which other rules share the call.
+
+Two trainers share the update code (`optsearch.optim.functional`): `train_stacked` runs every member of an MLP
+task as one stacked model (tiny MLPs are overhead-bound, so one batched step beats many small ones), and
+`train_sequential` runs ConvNet members one after another (they are compute-bound; copies gain nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from optsearch.dsl import Rule
+from optsearch.optim.functional import compute_update, compute_updates, init_state
+from optsearch.tasks.data import Splits
+from optsearch.tasks.models import StackedMLP, seeded
+
+CURVE_POINTS = 5
+"""Validation accuracy is recorded at this many evenly spaced steps (the last one is the end of training)."""
+LOSS_TAIL = 0.1
+"""A member's final loss is its mean minibatch loss over this last fraction of the steps."""
+
+
+@dataclass
+class MemberResult:
+    """What one (rule, lr) member reached. A diverged member (loss or weights not finite) scores 0 from then on."""
+
+    lr: float
+    curve: list[float] = field(default_factory=list)  # validation accuracy at `curve_steps(steps)`
+    val_acc: float = 0.0
+    test_acc: float = 0.0
+    loss: float | None = None
+    diverged_at: int | None = None  # the step at which it went non-finite
+
+
+@dataclass
+class RuleRun:
+    """One rule and the learning rates to try it at; the trainer fills `members`, or `error` if the rule fails."""
+
+    rule: Rule
+    lrs: Sequence[float]
+    members: list[MemberResult] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0  # this rule's share of the training time
+
+
+def stable_seed(*parts: object) -> int:
+    """A 63-bit seed from `parts` that is the same in every process (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
+
+
+def curve_steps(steps: int) -> list[int]:
+    return sorted({max(1, round(steps * i / CURVE_POINTS)) for i in range(1, CURVE_POINTS + 1)})
+
+
+def minibatches(n: int, batch_size: int, steps: int, seed: int, device: str | torch.device) -> Iterator[Tensor]:
+    """Indices of `steps` minibatches: shuffled epochs from `seed`, the last partial batch of each dropped."""
+    generator = torch.Generator().manual_seed(stable_seed("batches", seed))
+    per_epoch = n // batch_size
+    for step in range(steps):
+        if step % per_epoch == 0:
+            order = torch.randperm(n, generator=generator).to(device)
+        start = step % per_epoch * batch_size
+        yield order[start:start + batch_size]
+
+
+def rule_generator(rule: Rule, device: str | torch.device, *key: object) -> torch.Generator | None:
+    """The noise generator of a stochastic rule, seeded by `key` and the rule's text (None if it draws no noise)."""
+    if not rule.stochastic:
+        return None
+    return torch.Generator(device=device).manual_seed(stable_seed("rule", str(rule), *key))
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], steps: int, batch_size: int,
+                  seed: int, bf16: bool = False) -> None:
+    """Train all members of `runs` as one StackedMLP of layer `sizes`; fills each run's `members` or `error`.
+
+    Each run's members are a contiguous block of rows, updated by one `compute_update` call on that block (the
+    Python loop is over rules, not members). `bf16` runs the forward and backward under bfloat16 autocast.
+    A member whose loss or weights go non-finite is frozen: its row is
+    reset to the initial weights, its optimizer state zeroed and its loss masked out, so it poisons nothing.
+    """
+    start_time = time.perf_counter()
+    device = data.x_train.device
+    lrs = [lr for run in runs for lr in run.lrs]
+    k = len(lrs)
+    model = StackedMLP(sizes, k, torch.Generator().manual_seed(stable_seed("init", seed)), device)
+    params = model.params
+    lr_column = torch.tensor(lrs, dtype=params.dtype, device=device).view(k, 1)
+    blocks, start = [], 0
+    for run in runs:
+        blocks.append(slice(start, start + len(run.lrs)))
+        start += len(run.lrs)
+    states = [init_state(run.rule, params[block]) for run, block in zip(runs, blocks, strict=True)]
+    generators = [rule_generator(run.rule, device, seed) for run in runs]
+    alive = torch.ones(k, dtype=torch.bool, device=device)
+    diverged_at: list[int | None] = [None] * k
+    frozen_in = [False] * len(runs)  # whether a run has frozen members (they need masking in its update)
+    owner = [r for r, run in enumerate(runs) for _ in run.lrs]
+    checkpoints = curve_steps(steps)
+    curves: list[list[float]] = [[] for _ in range(k)]
+    tail = max(1, math.ceil(LOSS_TAIL * steps))
+    loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
+
+    def freeze(members: Tensor, step: int | None) -> None:
+        """Stop `members` (bool mask): restore their weights, zero their gradient and state, mask their loss."""
+        for i in members.nonzero().flatten().tolist():
+            alive[i] = False
+            diverged_at[i] = step
+            params[i] = model.init
+            params.grad[i] = 0.0
+            r = owner[i]
+            frozen_in[r] = True
+            for buffer in states[r].values():
+                buffer[i - blocks[r].start].zero_()
+
+    for step, index in enumerate(minibatches(len(data.y_train), batch_size, steps, seed, device), 1):
+        x, y = data.x_train[index], data.y_train[index]
+        with _autocast(device, bf16):
+            logits = model(x)
+        losses = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(k), reduction="none").view(k, -1).mean(1)
+        bad = alive & ~torch.isfinite(losses.detach())
+        losses = torch.where(alive & ~bad, losses, torch.zeros_like(losses))
+        params.grad = None
+        losses.sum().backward()
+        with torch.no_grad():
+            if bad.any():
+                freeze(bad, step)
+            for r, (run, block) in enumerate(zip(runs, blocks, strict=True)):
+                if run.error is not None:
+                    continue
+                try:
+                    delta = compute_update(run.rule, params.grad[block], params[block], states[r], step, steps,
+                                           generators[r])
+                    if frozen_in[r]:
+                        updated = params[block] - lr_column[block] * delta
+                        params[block] = torch.where(alive[block, None], updated, params[block])
+                    else:
+                        params[block].addcmul_(lr_column[block], delta, value=-1.0)
+                except Exception as error:  # a rule must never crash the population
+                    run.error = _describe(error)
+                    mask = torch.zeros(k, dtype=torch.bool, device=device)
+                    mask[block] = True
+                    freeze(mask & alive, None)
+            if step > steps - tail:
+                loss_sum += losses.detach()
+            if step in checkpoints:
+                freeze(alive & ~torch.isfinite(params).all(1), step)
+                accuracy = _stacked_accuracy(model, data.x_val, data.y_val) * alive
+                for i, a in enumerate(accuracy.tolist()):
+                    curves[i].append(a)
+
+    with torch.no_grad():
+        test_acc = (_stacked_accuracy(model, data.x_test, data.y_test) * alive).tolist()
+    final_loss = (loss_sum / tail).tolist()
+    elapsed = time.perf_counter() - start_time
+    for run, block in zip(runs, blocks, strict=True):
+        run.seconds = elapsed * len(run.lrs) / k
+        if run.error is not None:
+            continue
+        run.members = [MemberResult(lrs[i], curves[i], curves[i][-1], test_acc[i],
+                                    None if diverged_at[i] is not None else final_loss[i], diverged_at[i])
+                       for i in range(block.start, block.stop)]
+
+
+def _stacked_accuracy(model: StackedMLP, x: Tensor, y: Tensor) -> Tensor:
+    return (model(x).argmax(-1) == y).sum(1).double() / len(y)
+
+
+def train_sequential(build: Callable[[], nn.Module], data: Splits, runs: Sequence[RuleRun], steps: int,
+                     batch_size: int, seed: int, bf16: bool = False) -> None:
+    """Train each member of `runs` on its own copy of `build()`, one after another; fills `members` or `error`.
+
+    `bf16` runs forward and backward under bfloat16 autocast with channels-last tensors (several times faster
+    on CPUs with native bf16); weights, optimizer state and loss stay float32.
+    """
+    for run in runs:
+        start_time = time.perf_counter()
+        try:
+            run.members = [_train_member(build, data, run.rule, lr, steps, batch_size, seed, bf16) for lr in run.lrs]
+        except Exception as error:  # a rule must never crash the population
+            run.error, run.members = _describe(error), []
+        run.seconds = time.perf_counter() - start_time
+
+
+def _train_member(build: Callable[[], nn.Module], data: Splits, rule: Rule, lr: float, steps: int,
+                  batch_size: int, seed: int, bf16: bool) -> MemberResult:
+    device = data.x_train.device
+    model = seeded(build, stable_seed("init", seed)).to(device)
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
+    params = list(model.parameters())
+    states = [init_state(rule, p) for p in params]
+    generator = rule_generator(rule, device, seed, lr)
+    checkpoints = curve_steps(steps)
+    tail = max(1, math.ceil(LOSS_TAIL * steps))
+    member, loss_sum = MemberResult(lr), 0.0
+    for step, index in enumerate(minibatches(len(data.y_train), batch_size, steps, seed, device), 1):
+        with _autocast(device, bf16):
+            logits = model(_layout(data.x_train[index], bf16))
+        loss = F.cross_entropy(logits.float(), data.y_train[index])
+        if not torch.isfinite(loss):
+            member.diverged_at = step
+            break
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            deltas = compute_updates(rule, grads, params, states, [step] * len(params), steps, generator)
+            torch._foreach_add_(params, deltas, alpha=-lr)
+        if step > steps - tail:
+            loss_sum += loss.item()
+        if step in checkpoints:
+            if not all(torch.isfinite(t).all() for t in (*params, *model.buffers())):
+                member.diverged_at = step
+                break
+            member.curve.append(_accuracy(model, data.x_val, data.y_val, bf16))
+    if member.diverged_at is not None:
+        member.curve += [0.0] * (len(checkpoints) - len(member.curve))
+        return member
+    member.val_acc, member.loss = member.curve[-1], loss_sum / tail
+    member.test_acc = _accuracy(model, data.x_test, data.y_test, bf16)
+    return member
+
+
+def _autocast(device: torch.device, bf16: bool) -> torch.autocast | nullcontext:
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def _layout(x: Tensor, bf16: bool) -> Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if bf16 else x
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: Tensor, y: Tensor, bf16: bool, chunk: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(y), chunk):
+        with _autocast(x.device, bf16):
+            correct += (model(_layout(x[start:start + chunk], bf16)).argmax(1) == y[start:start + chunk]).sum().item()
+    model.train()
+    return correct / len(y)
