@@ -80,8 +80,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   device=args.device, precision=args.precision)
     if args.data_dir:
         kwargs["data_dir"] = args.data_dir
-    with console.status(f"training {len(rules)} rule(s) on {args.task} ..."):
-        evals = evaluate(rules, **kwargs)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"training {len(rules)} rule(s) on {args.task}"), BarColumn(),
+                  TextColumn("member-steps"), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+        job = bar.add_task("evaluate", total=None)
+        evals = evaluate(rules, progress=lambda done, total: bar.update(job, completed=done, total=total), **kwargs)
     table = Table(title=f"{args.task}: reward = best validation accuracy over the learning-rate grid")
     for col in ("rule", "reward", "best lr", "test acc", "status", "time (s)"):
         table.add_column(col, justify="left" if col in ("rule", "status") else "right")

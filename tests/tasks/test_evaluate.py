@@ -119,3 +119,10 @@ def test_task_table_lists_every_task_and_whether_its_data_is_here(cifar_dir):
 def test_default_mnist1d_budget_reaches_the_known_accuracy():
     ev = evaluate("adam")
     assert ev.status == "ok" and ev.reward > 0.6
+
+
+def test_progress_counts_every_member_step():
+    calls = []
+    evaluate(["g", "adam"], lrs=[0.01, 0.1], progress=lambda done, total: calls.append((done, total)), **FAST)
+    assert calls[-1] == (4 * FAST["steps"], 4 * FAST["steps"])
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -82,18 +82,20 @@ class Evaluation:
 @overload
 def evaluate(rules: str | Rule, task: str = ..., lrs: Sequence[float] | None = ..., steps: int | None = ...,
              batch_size: int | None = ..., seed: int = ..., device: str | torch.device = ...,
-             data_dir: str | Path | None = ..., precision: str = ...) -> Evaluation: ...
+             data_dir: str | Path | None = ..., precision: str = ...,
+             progress: Callable[[int, int], None] | None = ...) -> Evaluation: ...
 @overload
 def evaluate(rules: Sequence[str | Rule], task: str = ..., lrs: Sequence[float] | None = ...,
              steps: int | None = ..., batch_size: int | None = ..., seed: int = ...,
              device: str | torch.device = ..., data_dir: str | Path | None = ...,
-             precision: str = ...) -> list[Evaluation]: ...
+             precision: str = ..., progress: Callable[[int, int], None] | None = ...) -> list[Evaluation]: ...
 
 
 def evaluate(rules: str | Rule | Sequence[str | Rule], task: str = "mnist1d", lrs: Sequence[float] | None = None,
              steps: int | None = None, batch_size: int | None = None, seed: int = 0,
              device: str | torch.device = "cpu", data_dir: str | Path | None = None,
-             precision: str = "auto") -> Evaluation | list[Evaluation]:
+             precision: str = "auto", progress: Callable[[int, int], None] | None = None,
+             ) -> Evaluation | list[Evaluation]:
     """Train `task`'s child network with each rule at each learning rate; one Evaluation per rule.
 
     `rules`: a rule (Rule, infix text or zoo name such as "adam") or a list of them. All (rule, lr) members of
@@ -105,6 +107,7 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str = "mnist1d", lr
     `precision`: "auto" runs the child's forward and backward under bfloat16 autocast where the hardware has
     native bf16 (2× faster for the stacked MLP, 2-3× for the ConvNet on these CPUs; rewards move within seed
     noise), "bf16" or "fp32" force one. Weights, optimizer state and the update are always float32.
+    `progress(done, total)` is called as member-steps complete.
     """
     single = isinstance(rules, str | Rule)
     items = [rules] if single else list(rules)
@@ -131,12 +134,21 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str = "mnist1d", lr
         runs.setdefault(rule, RuleRun(rule, lrs))
         evaluations.append(rule)
     if runs:
+        advance = None
+        if progress is not None:
+            total, done = steps * sum(len(run.lrs) for run in runs.values()), 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                progress(done, total)
+
         if isinstance(spec.model, MLP):
-            train_stacked(spec.model.sizes, data, list(runs.values()), steps, batch_size, seed, bf16=bf16)
+            train_stacked(spec.model.sizes, data, list(runs.values()), steps, batch_size, seed, bf16, advance)
         else:
             model = spec.model
             build = partial(ConvNet, model.mean, model.std, model.image_size)
-            train_sequential(build, data, list(runs.values()), steps, batch_size, seed, bf16=bf16)
+            train_sequential(build, data, list(runs.values()), steps, batch_size, seed, bf16, advance)
     out = [e if isinstance(e, Evaluation) else _summarize(runs[e], task, steps, batch_size, seed)
            for e in evaluations]
     return out[0] if single else out

@@ -88,11 +88,12 @@ def _describe(error: Exception) -> str:
 
 
 def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], steps: int, batch_size: int,
-                  seed: int, bf16: bool = False) -> None:
+                  seed: int, bf16: bool = False, advance: Callable[[int], None] | None = None) -> None:
     """Train all members of `runs` as one StackedMLP of layer `sizes`; fills each run's `members` or `error`.
 
     Each run's members are a contiguous block of rows, updated by one `compute_update` call on that block (the
     Python loop is over rules, not members). `bf16` runs the forward and backward under bfloat16 autocast.
+    `advance(n)` is told of every n member-steps done (for a progress bar).
     A member whose loss or weights go non-finite is frozen: its row is
     reset to the initial weights, its optimizer state zeroed and its loss masked out, so it poisons nothing.
     """
@@ -160,6 +161,8 @@ def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], s
                     freeze(mask & alive, None)
             if step > steps - tail:
                 loss_sum += losses.detach()
+            if advance is not None:
+                advance(k)
             if step in checkpoints:
                 freeze(alive & ~torch.isfinite(params).all(1), step)
                 accuracy = _stacked_accuracy(model, data.x_val, data.y_val) * alive
@@ -184,7 +187,8 @@ def _stacked_accuracy(model: StackedMLP, x: Tensor, y: Tensor) -> Tensor:
 
 
 def train_sequential(build: Callable[[], nn.Module], data: Splits, runs: Sequence[RuleRun], steps: int,
-                     batch_size: int, seed: int, bf16: bool = False) -> None:
+                     batch_size: int, seed: int, bf16: bool = False,
+                     advance: Callable[[int], None] | None = None) -> None:
     """Train each member of `runs` on its own copy of `build()`, one after another; fills `members` or `error`.
 
     `bf16` runs forward and backward under bfloat16 autocast with channels-last tensors (several times faster
@@ -193,14 +197,16 @@ def train_sequential(build: Callable[[], nn.Module], data: Splits, runs: Sequenc
     for run in runs:
         start_time = time.perf_counter()
         try:
-            run.members = [_train_member(build, data, run.rule, lr, steps, batch_size, seed, bf16) for lr in run.lrs]
+            run.members = [_train_member(build, data, run.rule, lr, steps, batch_size, seed, bf16, advance)
+                           for lr in run.lrs]
         except Exception as error:  # a rule must never crash the population
             run.error, run.members = _describe(error), []
         run.seconds = time.perf_counter() - start_time
 
 
 def _train_member(build: Callable[[], nn.Module], data: Splits, rule: Rule, lr: float, steps: int,
-                  batch_size: int, seed: int, bf16: bool) -> MemberResult:
+                  batch_size: int, seed: int, bf16: bool,
+                  advance: Callable[[int], None] | None = None) -> MemberResult:
     device = data.x_train.device
     model = seeded(build, stable_seed("init", seed)).to(device)
     if bf16:
@@ -224,12 +230,16 @@ def _train_member(build: Callable[[], nn.Module], data: Splits, rule: Rule, lr: 
             torch._foreach_add_(params, deltas, alpha=-lr)
         if step > steps - tail:
             loss_sum += loss.item()
+        if advance is not None:
+            advance(1)
         if step in checkpoints:
             if not all(torch.isfinite(t).all() for t in (*params, *model.buffers())):
                 member.diverged_at = step
                 break
             member.curve.append(_accuracy(model, data.x_val, data.y_val, bf16))
     if member.diverged_at is not None:
+        if advance is not None:
+            advance(steps - member.diverged_at + 1)
         member.curve += [0.0] * (len(checkpoints) - len(member.curve))
         return member
     member.val_acc, member.loss = member.curve[-1], loss_sum / tail
