@@ -26,8 +26,6 @@ class Operand:
     state: tuple[str, ...] = ()  # running averages it reads: "m" (β1 0.9), "v" (β2 0.999), "y" (β3 0.999)
     needs_total_steps: bool = False
     stochastic: bool = False
-    uses_grad: bool = False  # its value changes with the gradient (now or in the past)
-    scalar: bool = False  # the same value for every element (constants, decays)
 
 
 @dataclass(frozen=True)
@@ -47,25 +45,24 @@ class Binary:
     fn: Callable[[Tensor, Tensor], Tensor]
 
 
-_G = dict(uses_grad=True)
 BASE_OPERANDS: tuple[Operand, ...] = (
-    Operand("g", "g", **_G),
-    Operand("g^2", "g^2", **_G),
-    Operand("g^3", "g^3", **_G),
-    Operand("m", r"\hat m", state=("m",), **_G),
-    Operand("v", r"\hat v", state=("v",), **_G),
-    Operand("y", r"\hat y", state=("y",), **_G),
-    Operand("sign(g)", r"\operatorname{sign}(g)", **_G),
-    Operand("sign(m)", r"\operatorname{sign}(m)", state=("m",), **_G),
-    Operand("1", "1", scalar=True),
-    Operand("2", "2", scalar=True),
+    Operand("g", "g"),
+    Operand("g^2", "g^2"),
+    Operand("g^3", "g^3"),
+    Operand("m", r"\hat m", state=("m",)),
+    Operand("v", r"\hat v", state=("v",)),
+    Operand("y", r"\hat y", state=("y",)),
+    Operand("sign(g)", r"\operatorname{sign}(g)"),
+    Operand("sign(m)", r"\operatorname{sign}(m)", state=("m",)),
+    Operand("1", "1"),
+    Operand("2", "2"),
     Operand("eps", r"\epsilon", stochastic=True),
     Operand("1e-4*w", r"10^{-4} w"),
     Operand("1e-3*w", r"10^{-3} w"),
     Operand("1e-2*w", r"10^{-2} w"),
     Operand("1e-1*w", r"10^{-1} w"),
-    Operand("adam", r"\mathrm{adam}", state=("m", "v"), **_G),
-    Operand("rmsprop", r"\mathrm{rmsprop}", state=("v",), **_G),
+    Operand("adam", r"\mathrm{adam}", state=("m", "v")),
+    Operand("rmsprop", r"\mathrm{rmsprop}", state=("v",)),
 )
 """The 17 operands of the paper's first search."""
 
@@ -86,12 +83,12 @@ def rd_token(n: float) -> str:
     return "rd" if n == RD_DEFAULT else f"rd({_num(n)})"
 
 
-_D = dict(needs_total_steps=True, scalar=True)
+_D = dict(needs_total_steps=True)
 DECAY_OPERANDS: tuple[Operand, ...] = (
     Operand("ld", r"\mathrm{ld}", **_D),
     *(Operand(cd_token(n), rf"\mathrm{{cd}}_{{{_num(n)}}}", **_D) for n in DECAY_PERIODS),
     *(Operand(rd_token(n), rf"\mathrm{{rd}}_{{{_num(n)}}}", **_D) for n in DECAY_PERIODS),
-    Operand("eps_t", r"\epsilon_t", stochastic=True, scalar=False),
+    Operand("eps_t", r"\epsilon_t", stochastic=True),
 )
 """Decay operands of the paper's second version: t is the step, T = total_steps."""
 
