@@ -82,3 +82,10 @@ def test_ctrl_c_stops_a_search_cleanly_keeping_finished_trials(tmp_path):
     assert "stopped: interrupted" in out
     with Store(db) as store:
         assert 3 <= store.count_trials() < 500
+
+
+def test_tasks_lists_every_child_task(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mnist1d", "digits", "fashion_mnist_conv", "cifar10_conv"):
+        assert name in out

@@ -162,10 +162,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from optsearch.tasks import task_table
 
-    rows = task_table()
+    rows = task_table(args.data_dir)
     table = Table(title="child tasks")
-    for col in rows[0]:
-        table.add_column(col)
+    for i, col in enumerate(rows[0]):
+        table.add_column(col, no_wrap=i == 0)
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)
@@ -267,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("tasks", help="list the child tasks")
+    p.add_argument("--data-dir", help="also look for datasets here (e.g. your CIFAR-10 python batches)")
     p.set_defaults(fn=cmd_tasks)
     return parser
 

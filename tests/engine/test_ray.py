@@ -14,10 +14,22 @@ SETTINGS = dict(task="digits", strategy="random", budget=12, seed=4, steps=60, l
 
 
 @pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
+def local_ray():
     ex = RayExecutor(workers=2)
+    assert ex.workers == 2 and os.path.isdir(ex.temp_dir)
     yield ex
     ex.close()
+    assert not os.path.exists(ex.temp_dir), "Ray's session files were left behind"
+
+
+def test_without_ray_installed_the_error_says_how_to_get_it(monkeypatch):
+    import sys
+
+    from optsearch.engine import make_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ValueError, match=r"pip install 'optsearch\[ray\]'"):
+        make_executor("ray", 2)
 
 
 def trials(db):
@@ -65,3 +77,29 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, local_ray):
     assert got == trials(tmp_path / "inline.sqlite")
     assert len({fp for fp, *_ in got}) == len(got)
     assert all(status != "failed" for *_, status in got)
+
+
+def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "s.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "optsearch.cli", "search", "--task", "digits", "--strategy",
+                             "random", "--budget", "500", "--steps", "30", "--lrs", "0.1", "--batch", "4",
+                             "--executor", "ray", "--workers", "2", "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if db.exists():
+            with Store(db) as store:
+                if store.count_trials() >= 4:
+                    break
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground process group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "stopped: interrupted" in out
+    with Store(db) as store:
+        assert 4 <= store.count_trials() < 500
