@@ -96,6 +96,14 @@ def main() -> None:
     if "ppo" in mean_needed and "random" in mean_needed:
         print(f"  sample efficiency ppo vs random (evals to beat adam): "
               f"{mean_needed['random'] / mean_needed['ppo']:.2f}× (target ≥ 2×)")
+        # A second view: how many evaluations PPO needs to match what random found with its whole budget.
+        for seed in args.seeds:
+            rand, _ = curve(dbs["random", seed], args.budget)
+            ppo, _ = curve(dbs["ppo", seed], args.budget)
+            n = to_beat(ppo, rand[-1] - 1e-9)
+            match = f"{len(rand) / n:.2f}×" if n else "never"
+            print(f"  seed {seed}: random's best after {len(rand)} evals ({rand[-1]:.4f}) reached by ppo after "
+                  f"{n or '-'} evals: {match}")
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                         workers=args.workers, executor=args.executor, address=args.address, steps=args.steps,
                         lrs=args.lrs, batch_size=args.batch_size, groups=args.groups, decays=args.decays,
                         batch=args.batch, device=args.device, precision=args.precision, data_dir=args.data_dir,
-                        on_progress=show)
+                        duplicate_penalty=args.duplicate_penalty, on_progress=show)
     console.print(leaderboard(result.trials, args.top))
     console.print(f"{result.n_unique} unique rules evaluated from {result.n_samples} sampled; "
                   f"stopped: {result.stopped}" + (f"; trials in {result.db}" if args.db else ""))
@@ -241,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=int, default=2, help="token groups per rule (1-3)")
     p.add_argument("--decays", action="store_true", help="include the decay operands ld, cd, rd, eps_t")
     p.add_argument("--batch", type=int, help="rules asked per round (default 8 × workers)")
+    p.add_argument("--duplicate-penalty", type=float, default=0.1,
+                   help="subtracted from a re-sampled rule's reward when told to the strategy")
     p.add_argument("--top", type=int, default=10, help="rows of the final leaderboard")
     p.set_defaults(fn=cmd_search)
 

@@ -154,3 +154,32 @@ def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path):
     calls = log.read_text().split()
     finished_twice = [fp for fp in set(calls) if calls.count(fp) > 1 and fp in kept]
     assert not finished_twice
+
+
+class Scripted:
+    """Asks the same three rules (two of them one function) over and over; records what it is told."""
+
+    def __init__(self, *args, **kwargs):
+        self.rules = [parse("g * m"), parse("m * g"), parse("g")]
+        self.told = []
+
+    def ask(self, n):
+        return [self.rules[i % 3] for i in range(n)]
+
+    def tell(self, rules, rewards):
+        self.told += [(str(r), w) for r, w in zip(rules, rewards, strict=True)]
+
+    def state_dict(self):
+        return {}
+
+
+def test_duplicates_are_told_with_a_penalty_but_stored_unchanged(monkeypatch):
+    import optsearch.engine.driver as driver
+
+    strategy = Scripted()
+    monkeypatch.setattr(driver, "make_strategy", lambda *a, **k: strategy)
+    result = search(objective=lambda rule: 0.5, strategy="scripted", budget=2, duplicate_penalty=0.25, batch=3,
+                    max_samples=9)
+    assert result.n_unique == 2 and {t.reward for t in result.trials} == {0.5}
+    assert strategy.told[:3] == [("g * m", 0.5), ("m * g", 0.25), ("g", 0.5)]
+    assert all(w == 0.25 for _, w in strategy.told[3:])
