@@ -178,6 +178,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     run_benchmark(args.optimizers, args.task, epochs=args.epochs, lrs=args.lrs, seeds=args.seeds, out_dir=args.out,
                   batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, data_fraction=args.data_fraction,
+                  eval_size=args.eval_size,
                   data_dir=args.data_dir, console=console)
     if args.out:
         console.print(f"results in {args.out} (benchmark.json, summary.csv, curves.csv)")
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps-per-epoch", type=int, help="cap on minibatches per epoch")
     p.add_argument("--data-fraction", type=float, default=1.0, help="use this fraction of the training set")
+    p.add_argument("--eval-size", type=int, help="evaluate on the first N validation/test examples")
     p.add_argument("--data-dir")
     p.set_defaults(fn=cmd_benchmark)
 
