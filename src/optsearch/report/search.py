@@ -88,8 +88,9 @@ def _leaderboard(best: list[Trial]) -> Table:
             png = latex_png(latex)
             formula = [Image(f"rule_{rank}.png", png, latex), Code(latex)] if png else Code(latex)
         lr = "—" if t.best_lr is None else f"{t.best_lr:g}"
-        rows.append([str(rank), Code(t.rule), formula, f"{t.reward:.4f}", lr, t.status, str(t.complexity)])
-    return Table(["#", "rule", "formula (LaTeX)", "reward", "best lr", "status", "complexity"], rows)
+        found_by = "baseline" if t.strategy == "baseline" else "search"
+        rows.append([str(rank), Code(t.rule), formula, f"{t.reward:.4f}", lr, t.status, str(t.complexity), found_by])
+    return Table(["#", "rule", "formula (LaTeX)", "reward", "best lr", "status", "complexity", "from"], rows)
 
 
 def _curves(top: list[Trial], references: dict[str, Trial]) -> Section:
