@@ -10,7 +10,9 @@ from optsearch.engine.executors import run_job
 ray = pytest.importorskip("ray")
 from optsearch.engine.ray_executor import RayExecutor  # noqa: E402
 
-SETTINGS = dict(task="digits", strategy="random", budget=12, seed=4, steps=60, lrs=[1e-2, 1e-1], batch=6)
+# PPO updating every 4 rules: the asks depend on the tells, so any scheduling race would change the trials.
+SETTINGS = dict(task="digits", strategy="ppo", update_every=4, hidden=32, budget=16, seed=4, steps=60,
+                lrs=[1e-2, 1e-1], batch=4)
 
 
 @pytest.fixture(scope="module")

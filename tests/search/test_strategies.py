@@ -25,7 +25,7 @@ def drive(strategy, rounds: int, n: int = 6) -> list[tuple[str, ...]]:
 
 
 def small(name: str, **kw):
-    opts = {"ppo": dict(batch_size=8, hidden=32), "reinforce": dict(batch_size=8, hidden=32),
+    opts = {"ppo": dict(update_every=8, hidden=32), "reinforce": dict(update_every=8, hidden=32),
             "evolution": dict(population_size=8, sample_size=3)}.get(name, {})
     return make_strategy(name, **opts, **kw)
 
@@ -84,7 +84,7 @@ def test_tell_rejects_bad_input(name):
 
 @pytest.mark.parametrize("name", ["ppo", "reinforce"])
 def test_controller_updates_once_a_batch_is_told_and_forgets_told_samples(name):
-    strategy = make_strategy(name, batch_size=6, hidden=32)
+    strategy = make_strategy(name, update_every=6, hidden=32)
     before = [p.detach().clone() for p in strategy.controller.parameters()]
     rules = strategy.ask(6)
     strategy.tell(rules[:5], [1.0, 0.0, 0.5, 0.2, 0.3])
@@ -95,7 +95,7 @@ def test_controller_updates_once_a_batch_is_told_and_forgets_told_samples(name):
 
 
 def test_repeated_strings_keep_one_pending_draw_each():
-    strategy = make_strategy("ppo", groups=1, batch_size=100, hidden=32)
+    strategy = make_strategy("ppo", groups=1, update_every=100, hidden=32)
     rule = strategy.ask(1)[0]
     strategy.pending[rule.tokens].append(-1.0)  # as if drawn twice
     strategy.tell([rule], [0.5])

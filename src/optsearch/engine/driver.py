@@ -176,39 +176,41 @@ def search(
             on_progress(progress)
 
     try:
+        told_new = done  # new rules of told rounds (and of earlier sessions): fixes the ask schedule
         while True:
-            # Keep `ahead` rounds in flight beyond the one being finished, so workers never idle while the
-            # strategy waits; the schedule is fixed, so results do not depend on which worker is faster.
+            # Keep `ahead` rounds in flight beyond the oldest, so workers never idle while the strategy waits.
+            # Round j is asked right after round j - ahead - 1 is told, whatever finishes first, so the same
+            # seed gives the same search on any executor.
             while len(rounds) <= ahead:
                 in_flight = sum(len(r.new) for r in rounds)
-                asked = sum(len(r.rules) for r in rounds)
-                if progress.done + in_flight >= budget:
+                if told_new + in_flight >= budget:
                     break
-                if progress.sampled + asked >= max_samples:
+                if progress.sampled + sum(len(r.rules) for r in rounds) >= max_samples:
                     stopped = "sample cap"
                     break
                 rules = strat.ask(batch)
                 flying = {r.fingerprint for rnd in rounds for r in rnd.new}
                 samples, new = _triage(rules, known, flying, strategy, step, store)
-                new = new[: budget - progress.done - in_flight]
+                new = new[: budget - told_new - in_flight]
                 rounds.append(_Round(step, rules, samples, new, evaluator.submit(new, step)))
                 step += 1
             if not rounds:
                 break
-            for trials in evaluator.wait([f for r in rounds for f in r.pending], rounds):
-                record(trials)
-            while rounds and not rounds[0].pending:
-                rnd = rounds.popleft()
-                told = [(rule, s) for rule, s in zip(rnd.rules, rnd.samples, strict=True) if s.fingerprint in known]
-                for _, s in told:
-                    s.reward = known[s.fingerprint]
-                strat.tell([r for r, _ in told],
-                           [s.reward - (duplicate_penalty if s.kind == "duplicate" else 0.0) for _, s in told])
-                store.add_samples([s for _, s in told])
-                progress.sampled += len(told)
-                store.save_checkpoint(rnd.step, progress.sampled, state_to_bytes(strat.state_dict()))
-                if on_progress:
-                    on_progress(progress)
+            while rounds[0].pending:  # store every trial as it finishes, in any round
+                for trials in evaluator.wait([f for r in rounds for f in r.pending], rounds):
+                    record(trials)
+            rnd = rounds.popleft()
+            told = [(rule, s) for rule, s in zip(rnd.rules, rnd.samples, strict=True) if s.fingerprint in known]
+            for _, s in told:
+                s.reward = known[s.fingerprint]
+            strat.tell([r for r, _ in told],
+                       [s.reward - (duplicate_penalty if s.kind == "duplicate" else 0.0) for _, s in told])
+            store.add_samples([s for _, s in told])
+            told_new += len(rnd.new)
+            progress.sampled += len(told)
+            store.save_checkpoint(rnd.step, progress.sampled, state_to_bytes(strat.state_dict()))
+            if on_progress:
+                on_progress(progress)
         if progress.done >= budget:
             stopped = "budget"
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """Policy-gradient training of the LSTM controller: REINFORCE (Zoph & Le 2017) and PPO (the paper).
 
 Advantage = reward − baseline, the baseline an exponential moving average of past rewards (started at
-the first reward). Rewards are buffered until `batch_size` have arrived, then the controller takes its
+the first reward). Rewards are buffered until `update_every` have arrived, then the controller takes its
 update(s) on all of them, with an entropy bonus that keeps it exploring.
 """
 
@@ -38,14 +38,14 @@ class Reinforce(Strategy):
     epochs = 1
 
     def __init__(self, *, groups: int = 2, seed: int = 0, decays: bool = False, hidden: int = 150,
-                 init_range: float = 0.08, lr: float = 2e-3, batch_size: int = 20,
+                 init_range: float = 0.08, lr: float = 2e-3, update_every: int = 20,
                  entropy_weight: float = 0.0015, baseline_decay: float = 0.9):
         super().__init__(groups=groups, seed=seed, decays=decays)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if update_every < 1:
+            raise ValueError(f"update_every must be >= 1, got {update_every}")
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
-        self.batch_size, self.entropy_weight, self.baseline_decay = batch_size, entropy_weight, baseline_decay
+        self.update_every, self.entropy_weight, self.baseline_decay = update_every, entropy_weight, baseline_decay
         self.controller = Controller(self.space, hidden, init_range, self.generator)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
         self.baseline: float | None = None
@@ -73,7 +73,7 @@ class Reinforce(Strategy):
                 self.baseline = reward
             self.buffer.append(Sample(string, logp, reward - self.baseline))
             self.baseline += (1.0 - self.baseline_decay) * (reward - self.baseline)
-        if len(self.buffer) >= self.batch_size:
+        if len(self.buffer) >= self.update_every:
             self._update(self.buffer)
             self.buffer = []
 
