@@ -193,8 +193,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError("give a search db (optsearch report RUN.sqlite) or --benchmark DIR, not both")
     if args.db is not None and not Path(args.db).is_file():
         raise UsageError(f"no search db at {args.db}")
-    if args.benchmark is not None and not Path(args.benchmark).is_dir():
-        raise UsageError(f"no benchmark directory at {args.benchmark}")
+    for folder in args.benchmark or []:
+        if not Path(folder).is_dir():
+            raise UsageError(f"no benchmark directory at {folder}")
     page = (write_report(args.db, args.out, top=args.top) if args.db is not None
             else write_benchmark_report(args.benchmark, args.out))
     console.print(f"report written: {page} (and report.md beside it)")
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="HTML + markdown report of a search db or a transfer benchmark")
     p.add_argument("db", nargs="?", help="search db (SQLite)")
     p.add_argument("--db", dest="db_opt", help=argparse.SUPPRESS)
-    p.add_argument("--benchmark", help="a benchmark --out directory")
+    p.add_argument("--benchmark", nargs="+", help="benchmark --out directories (several of one setup are merged)")
     p.add_argument("--out", required=True, help="directory for index.html, report.md and the plots")
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(fn=cmd_report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,14 @@ import numpy as np
 from optsearch.report import plots
 from optsearch.report.page import Cell, Code, Image, Page, Section, Table, write_page
 from optsearch.transfer.benchmark import format_stat
-from optsearch.transfer.results import BenchmarkResult, Summary
+from optsearch.transfer.results import BenchmarkResult, Summary, merge
 
 
-def write_benchmark_report(bench_dir: str | Path, out_dir: str | Path) -> Path:
-    """Render the results `run_benchmark` wrote to `bench_dir` into `out_dir`; returns the path of `index.html`."""
-    result = BenchmarkResult.load(bench_dir)
+def write_benchmark_report(bench_dirs: str | Path | Sequence[str | Path], out_dir: str | Path) -> Path:
+    """Render the results `run_benchmark` wrote to `bench_dirs` (one folder, or several of the same setup, merged)
+    into `out_dir`; returns the path of `index.html`."""
+    dirs = [bench_dirs] if isinstance(bench_dirs, str | Path) else list(bench_dirs)
+    result = merge([BenchmarkResult.load(d) for d in dirs])
     summaries = result.summaries()
     better = "lower" if result.lower_is_better else "higher"
     unit = " (%)" if result.metric == "accuracy" else ""

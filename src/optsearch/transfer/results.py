@@ -88,6 +88,17 @@ class BenchmarkResult:
         return cls(doc["task"], doc["metric"], doc["lower_is_better"], doc["config"], runs)
 
 
+def merge(results: Sequence[BenchmarkResult]) -> BenchmarkResult:
+    """One result from benchmarks run apart (e.g. optimizers split over processes) with the same task and setup."""
+    first = results[0]
+    for other in results[1:]:
+        if (other.task, other.config) != (first.task, first.config):
+            raise ValueError(f"cannot merge benchmarks of different setups: {first.task} {first.config} vs "
+                             f"{other.task} {other.config}")
+    return BenchmarkResult(first.task, first.metric, first.lower_is_better, first.config,
+                           [run for r in results for run in r.runs])
+
+
 def best_epoch(run: Run, lower_is_better: bool) -> Epoch | None:
     if not run.epochs:
         return None
