@@ -6,3 +6,23 @@ import torch
 def one_torch_thread():
     """Tiny models run far faster on one thread than two on a busy 2-core machine; fixes timing noise too."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def wait_for_trials():
+    """Returns wait(db, n, timeout): poll a search's store until it holds n evaluated trials (or time runs out),
+    so a test can interrupt a running search at a point where finished work exists."""
+    import time
+
+    from optsearch.engine import Store
+
+    def wait(db, n: int, timeout: float = 120.0) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            time.sleep(0.2)
+            if db.exists():
+                with Store(db) as store:
+                    if store.count_trials() >= n:
+                        return
+
+    return wait

@@ -2,7 +2,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 from optsearch.cli import main
 from optsearch.engine import Store
@@ -63,18 +62,12 @@ def test_search_refuses_an_existing_db_without_resume(tmp_path):
         assert store.count_trials() == 4
 
 
-def test_ctrl_c_stops_a_search_cleanly_keeping_finished_trials(tmp_path):
+def test_ctrl_c_stops_a_search_cleanly_keeping_finished_trials(tmp_path, wait_for_trials):
     db = tmp_path / "s.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "optsearch.cli", "search", "--task", "digits", "--strategy",
                              "random", "--budget", "500", "--steps", "30", "--lrs", "0.1", "--batch", "2",
                              "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.3)
-        if db.exists():
-            with Store(db) as store:
-                if store.count_trials() >= 3:
-                    break
+    wait_for_trials(db, 3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

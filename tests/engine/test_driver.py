@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -130,18 +129,12 @@ search(objective=slow, strategy="ppo", budget=int(sys.argv[3]), seed=7, db=sys.a
 """
 
 
-def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path):
+def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path, wait_for_trials):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(SCRIPT))
     db, log = tmp_path / "s.sqlite", tmp_path / "calls.txt"
     proc = subprocess.Popen([sys.executable, str(script), str(db), str(log), "200"])
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        time.sleep(0.2)
-        if db.exists():
-            with Store(db) as store:
-                if store.count_trials() >= 25:
-                    break
+    wait_for_trials(db, 25, timeout=60)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with Store(db) as store:

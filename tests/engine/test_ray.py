@@ -81,24 +81,17 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, local_ray):
     assert all(status != "failed" for *_, status in got)
 
 
-def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path):
+def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path, wait_for_trials):
     import signal
     import subprocess
     import sys
-    import time
 
     db = tmp_path / "s.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "optsearch.cli", "search", "--task", "digits", "--strategy",
                              "random", "--budget", "500", "--steps", "30", "--lrs", "0.1", "--batch", "4",
                              "--executor", "ray", "--workers", "2", "--db", str(db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.5)
-        if db.exists():
-            with Store(db) as store:
-                if store.count_trials() >= 4:
-                    break
+    wait_for_trials(db, 4)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground process group
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
