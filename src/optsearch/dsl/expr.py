@@ -84,12 +84,34 @@ def functions(e: Expr) -> frozenset[str]:
 
 
 def evaluate(e: Expr, values: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
-    """Compute the tree elementwise; `values` maps every leaf token to a tensor (0-dim for scalars)."""
+    """Compute the tree elementwise; `values` maps every leaf token to a tensor (0-dim for scalars).
+
+    Intermediates the evaluation created itself are overwritten in place (the same kernels, so the same bits as
+    out-of-place ops): a rule then allocates about one tensor instead of one per node. Leaves are never written.
+    """
+    return _evaluate(e, values, generator)[0]
+
+
+def _evaluate(e: Expr, values: Mapping[str, Tensor], generator: torch.Generator | None) -> tuple[Tensor, bool]:
+    """(value, whether this evaluation owns it and may overwrite it)."""
     if isinstance(e, Leaf):
-        return values[e.token]
+        return values[e.token], False
     if isinstance(e, Apply1):
-        return vocab.UNARY[e.fn].fn(evaluate(e.x, values, generator), generator)
-    return vocab.BINARY[e.fn].fn(evaluate(e.x, values, generator), evaluate(e.y, values, generator))
+        x, owned = _evaluate(e.x, values, generator)
+        fn = vocab.UNARY[e.fn]
+        return (fn.inplace if owned else fn.fn)(x, generator), True
+    (x, x_owned), (y, y_owned) = _evaluate(e.x, values, generator), _evaluate(e.y, values, generator)
+    fn = vocab.BINARY[e.fn]
+    if x_owned and _fits(x, y):
+        return fn.inplace(x, y), True
+    if y_owned and _fits(y, x) and e.fn in ("add", "mul"):  # exactly commutative in IEEE arithmetic
+        return fn.inplace(y, x), True
+    return fn.fn(x, y), True
+
+
+def _fits(out: Tensor, other: Tensor) -> bool:
+    """Whether `out op= other` gives the result `out op other` would (same shape and dtype)."""
+    return out.shape == torch.broadcast_shapes(out.shape, other.shape) and torch.result_type(out, other) == out.dtype
 
 
 # Precedence for printing: + - (1) < * / (2) < unary minus (3) < ^ (4) < atoms (5).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -34,6 +35,7 @@ class Unary:
     fmt: str  # infix template, "{}" is the argument
     latex: str  # LaTeX template, "{}" is the argument
     fn: Callable[..., Tensor]  # fn(x, generator) -> Tensor
+    inplace: Callable[..., Tensor]  # the same, overwriting x (for intermediates the evaluator owns)
     stochastic: bool = False
 
 
@@ -43,6 +45,7 @@ class Binary:
     symbol: str  # infix operator; "" for keep-left, which has no infix form
     latex: str  # LaTeX template with "{0}" and "{1}"
     fn: Callable[[Tensor, Tensor], Tensor]
+    inplace: Callable[[Tensor, Tensor], Tensor] | None = None  # the same, overwriting x
 
 
 BASE_OPERANDS: tuple[Operand, ...] = (
@@ -101,15 +104,11 @@ def _dropout(p: float) -> Callable[..., Tensor]:
     """Dropout with drop probability p; kept values are rescaled by 1/(1-p) (as TF's dropout, so the
     expected value of drop(x) is x)."""
 
-    def drop(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def drop(x: Tensor, generator: torch.Generator | None = None, inplace: bool = False) -> Tensor:
         keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= p
-        return x * keep / (1.0 - p)
+        return x.mul_(keep).div_(1.0 - p) if inplace else x * keep / (1.0 - p)
 
     return drop
-
-
-def _clip(c: float) -> Callable[..., Tensor]:
-    return lambda x, generator=None: torch.clamp(x, -c, c)
 
 
 CLIP_THRESHOLDS = ("1e-5", "1e-4", "1e-3")
@@ -118,16 +117,21 @@ DROP_PROBS = ("0.1", "0.3", "0.5")
 UNARY: dict[str, Unary] = {
     u.token: u
     for u in (
-        Unary("x", "{}", "{}", lambda x, generator=None: x),
-        Unary("-x", "-{}", "-{}", lambda x, generator=None: torch.neg(x)),
-        Unary("exp", "exp({})", r"e^{{{}}}", lambda x, generator=None: torch.exp(x)),
-        Unary("log", "log|{}|", r"\log\left|{}\right|", lambda x, generator=None: torch.log(torch.abs(x))),
-        Unary("sqrt", "sqrt|{}|", r"\sqrt{{\left|{}\right|}}", lambda x, generator=None: torch.sqrt(torch.abs(x))),
+        Unary("x", "{}", "{}", lambda x, generator=None: x, lambda x, generator=None: x),
+        Unary("-x", "-{}", "-{}", lambda x, generator=None: torch.neg(x), lambda x, generator=None: x.neg_()),
+        Unary("exp", "exp({})", r"e^{{{}}}", lambda x, generator=None: torch.exp(x),
+              lambda x, generator=None: x.exp_()),
+        Unary("log", "log|{}|", r"\log\left|{}\right|", lambda x, generator=None: torch.log(torch.abs(x)),
+              lambda x, generator=None: x.abs_().log_()),
+        Unary("sqrt", "sqrt|{}|", r"\sqrt{{\left|{}\right|}}", lambda x, generator=None: torch.sqrt(torch.abs(x)),
+              lambda x, generator=None: x.abs_().sqrt_()),
         *(Unary(f"clip{c}", f"clip({{}}, {c})", rf"\operatorname{{{{clip}}}}_{{{{{c}}}}}\left({{}}\right)",
-                _clip(float(c))) for c in CLIP_THRESHOLDS),
+                lambda x, generator=None, c=float(c): torch.clamp(x, -c, c),
+                lambda x, generator=None, c=float(c): x.clamp_(-c, c)) for c in CLIP_THRESHOLDS),
         *(Unary(f"drop{p}", f"drop({{}}, {p})", rf"\operatorname{{{{drop}}}}_{{{{{p}}}}}\left({{}}\right)",
-                _dropout(float(p)), stochastic=True) for p in DROP_PROBS),
-        Unary("sign", "sign({})", r"\operatorname{{sign}}\left({}\right)", lambda x, generator=None: torch.sign(x)),
+                _dropout(float(p)), partial(_dropout(float(p)), inplace=True), stochastic=True) for p in DROP_PROBS),
+        Unary("sign", "sign({})", r"\operatorname{{sign}}\left({}\right)", lambda x, generator=None: torch.sign(x),
+              lambda x, generator=None: x.sign_()),
     )
 }
 """The 12 unary functions; `log` and `sqrt` act on |x|, `clip` clips to [-c, c]."""
@@ -136,11 +140,12 @@ UNARY: dict[str, Unary] = {
 BINARY: dict[str, Binary] = {
     b.token: b
     for b in (
-        Binary("add", "+", "{0} + {1}", torch.add),
-        Binary("sub", "-", "{0} - {1}", torch.sub),
-        Binary("mul", "*", r"{0} \cdot {1}", torch.mul),
-        Binary("div", "/", r"\frac{{{0}}}{{{1} + \delta}}", lambda x, y: x / (y + DIV_DELTA)),
-        Binary("pow", "^", "{0}^{{{1}}}", torch.pow),
+        Binary("add", "+", "{0} + {1}", torch.add, Tensor.add_),
+        Binary("sub", "-", "{0} - {1}", torch.sub, Tensor.sub_),
+        Binary("mul", "*", r"{0} \cdot {1}", torch.mul, Tensor.mul_),
+        Binary("div", "/", r"\frac{{{0}}}{{{1} + \delta}}", lambda x, y: x / (y + DIV_DELTA),
+               lambda x, y: x.div_(y + DIV_DELTA)),
+        Binary("pow", "^", "{0}^{{{1}}}", torch.pow, Tensor.pow_),
         Binary("keep", "", "{0}", lambda x, y: x),
     )
 }
