@@ -166,10 +166,6 @@ class Store:
     def count_samples(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
 
-    def last_step(self) -> int:
-        row = self.db.execute("SELECT MAX(step) FROM samples").fetchone()
-        return -1 if row[0] is None else row[0]
-
     # --- strategy checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, step: int, n_samples: int, state: bytes) -> None:
         with self.db:

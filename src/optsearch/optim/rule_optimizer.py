@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 from torch.optim.optimizer import Optimizer, ParamsT
 
 from optsearch.dsl import Rule, parse
+from optsearch.optim.bookkeeping import params_with_grad
 from optsearch.optim.functional import compute_updates, foreach_chunks, init_state
 
 
@@ -76,16 +78,7 @@ class RuleOptimizer(Optimizer):
                 loss = closure()
         for group in self.param_groups:
             by_device: dict[torch.device, tuple[list, list, list, list]] = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("RuleOptimizer does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state.update(init_state(self.rule, p))
-                state["step"] += 1
+            for p, state in params_with_grad(self, group, partial(init_state, self.rule)):
                 params, grads, states, steps = by_device.setdefault(p.device, ([], [], [], []))
                 params.append(p)
                 grads.append(p.grad)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim.optimizer import Optimizer, ParamsT
 
+from optsearch.optim.bookkeeping import params_with_grad
 from optsearch.optim.functional import foreach_chunks
 
 
@@ -26,6 +27,10 @@ def _check_common(lr: float, beta: float, sign_decay: Callable[[int], float] | N
     if sign_decay is not None and not callable(sign_decay):
         raise ValueError(f"Invalid sign_decay={sign_decay!r}: must be None or a callable step -> factor, "
                          f"e.g. optsearch.optim.cosine_decay(total_steps)")
+
+
+def _zero_m(p: Tensor) -> dict[str, Tensor]:
+    return {"m": torch.zeros_like(p, memory_format=torch.preserve_format)}
 
 
 class _SignOptimizer(Optimizer):
@@ -53,16 +58,7 @@ class _SignOptimizer(Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params, grads, ms, decays = [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["m"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
+            for p, state in params_with_grad(self, group, _zero_m):
                 params.append(p)
                 grads.append(p.grad)
                 ms.append(state["m"])
