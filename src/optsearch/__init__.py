@@ -3,7 +3,7 @@
     rule = optsearch.parse("g * exp(sign(g) * sign(m))")
     opt = optsearch.RuleOptimizer(model.parameters(), rule, lr=0.01)
     ev = optsearch.evaluate(rule, task="mnist1d")
-    run = optsearch.search(task="mnist1d", strategy="ppo", budget=300, db="runs/demo.sqlite")
+    run = optsearch.strategies(task="mnist1d", strategy="ppo", budget=300, db="runs/demo.sqlite")
 """
 
 from optsearch.dsl import Rule, RuleError, parse
@@ -19,7 +19,7 @@ from optsearch.optim import (
     restart_decay,
     zoo,
 )
-from optsearch.search import make_strategy
+from optsearch.strategies import make_strategy
 from optsearch.tasks import Evaluation, evaluate
 
 __all__ = [

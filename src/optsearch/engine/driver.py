@@ -19,7 +19,7 @@ from typing import Any
 from optsearch.dsl import Rule, parse, rejection
 from optsearch.engine.executors import EvalJob, Executor, make_executor, run_job
 from optsearch.engine.store import Sample, Store, Trial
-from optsearch.search import make_strategy, state_from_bytes, state_to_bytes
+from optsearch.strategies import make_strategy, state_from_bytes, state_to_bytes
 
 REJECTED_REWARD = 0.0
 """Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g)."""

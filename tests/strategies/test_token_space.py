@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from optsearch.dsl import Rule, parse, vocab
-from optsearch.search import TokenSpace
+from optsearch.strategies import TokenSpace
 
 
 @pytest.mark.parametrize("groups", [1, 2, 3])

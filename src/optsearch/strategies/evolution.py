@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from optsearch.dsl import Rule, parse
-from optsearch.search.base import Strategy, Tokens
-from optsearch.search.space import GROUP_SIZE
+from optsearch.strategies.base import Strategy, Tokens
+from optsearch.strategies.space import GROUP_SIZE
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optsearch.search.base import Strategy, Tokens
+from optsearch.strategies.base import Strategy, Tokens
 
 
 class RandomSearch(Strategy):

@@ -1,6 +1,6 @@
 import torch
 
-from optsearch.search import Controller, TokenSpace
+from optsearch.strategies import Controller, TokenSpace
 
 
 def test_weights_start_uniform_in_init_range_and_follow_the_generator():

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from optsearch.dsl import Rule, parse
-from optsearch.search import Evolution
+from optsearch.strategies import Evolution
 
 
 @pytest.mark.parametrize("groups", [1, 2, 3])

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from optsearch.dsl import Rule, parse
-from optsearch.search import STRATEGIES, make_strategy, options, state_from_bytes, state_to_bytes
+from optsearch.strategies import STRATEGIES, make_strategy, options, state_from_bytes, state_to_bytes
 
 NAMES = sorted(STRATEGIES)
 

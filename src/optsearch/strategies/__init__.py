@@ -5,12 +5,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from optsearch.search.base import Strategy, state_from_bytes, state_to_bytes
-from optsearch.search.controller import Controller
-from optsearch.search.evolution import Evolution
-from optsearch.search.ppo import PPO, Reinforce
-from optsearch.search.random import RandomSearch
-from optsearch.search.space import TokenSpace
+from optsearch.strategies.base import Strategy, state_from_bytes, state_to_bytes
+from optsearch.strategies.controller import Controller
+from optsearch.strategies.evolution import Evolution
+from optsearch.strategies.ppo import PPO, Reinforce
+from optsearch.strategies.random import RandomSearch
+from optsearch.strategies.space import TokenSpace
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (PPO, Reinforce, RandomSearch, Evolution)}
 

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optsearch.search.base import Strategy, Tokens
-from optsearch.search.controller import Controller
+from optsearch.strategies.base import Strategy, Tokens
+from optsearch.strategies.controller import Controller
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from optsearch.search.space import TokenSpace
+from optsearch.strategies.space import TokenSpace
 
 
 class Controller(nn.Module):

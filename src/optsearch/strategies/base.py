@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from optsearch.dsl import Rule
-from optsearch.search.space import TokenSpace
+from optsearch.strategies.space import TokenSpace
 
 Tokens = tuple[str, ...]
 

@@ -6,7 +6,7 @@ import statistics
 import pytest
 
 from optsearch.dsl import parse
-from optsearch.search import make_strategy
+from optsearch.strategies import make_strategy
 
 TARGET = parse("g * exp(sign(g) * sign(m))").tokens  # PowerSign: two groups
 BUDGET, BATCH = 400, 20
