@@ -19,10 +19,10 @@ import torch.nn.functional as F
 
 from optsearch.optim import RuleOptimizer, compute_update, init_state, zoo
 from optsearch.tasks import DatasetMissing, evaluate, get_task
-from optsearch.tasks.evaluate import PAPER_LRS
 from optsearch.tasks.models import ConvNet, StackedMLP
 from optsearch.tasks.population import minibatches, rule_generator, stable_seed
 from optsearch.tasks.registry import fast_bf16, load_splits
+from optsearch.tasks.settings import PAPER_LRS
 
 RULES = ("sgd", "adam", "rmsprop", "powersign", "addsign", "nos3", "nos5", "nos12")
 BATCH = 128

@@ -103,7 +103,7 @@ def test_bad_arguments_are_clear_errors():
         evaluate("g", lrs=[], **FAST)
     with pytest.raises(ValueError, match="batch_size=5000 exceeds"):
         evaluate("g", task="digits", batch_size=5000)
-    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, got 'fp8'"):
+    with pytest.raises(ValueError, match="precision: got 'fp8'; allowed: auto, bf16, fp32"):
         evaluate("g", precision="fp8", **FAST)
 
 

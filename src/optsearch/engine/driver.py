@@ -20,6 +20,7 @@ from optsearch.dsl import Rule, parse, rejection
 from optsearch.engine.executors import EvalJob, Executor, make_executor, run_job
 from optsearch.engine.store import Sample, Store, Trial
 from optsearch.strategies import make_strategy, state_from_bytes, state_to_bytes
+from optsearch.tasks.settings import PAPER_LRS, Settings
 
 REJECTED_REWARD = 0.0
 """Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g)."""
@@ -131,6 +132,8 @@ def search(
         raise ValueError(f"budget must be at least 1, got {budget}")
     if task is None and objective is None:
         raise ValueError("give a task (a child task name) or an objective (a callable Rule -> float)")
+    settings = None if objective is not None else Settings(
+        task, PAPER_LRS if lrs is None else lrs, steps, batch_size, seed, device, data_dir, precision)
     config = SearchConfig(
         task=None if objective is not None else task,
         objective=None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__),
@@ -152,8 +155,6 @@ def search(
           if isinstance(executor, str) else executor)
     batch = batch or 8 * max(1, ex.workers)
     max_samples = max_samples or 20 * budget
-    settings = {k: v for k, v in dict(lrs=config.lrs, steps=steps, batch_size=batch_size, seed=seed, device=device,
-                                      data_dir=data_dir, precision=precision).items() if v is not None}
     known = store.rewards_by_fingerprint()
     if objective is None:
         _evaluate_baselines(baselines, known, store, _Evaluator(config, settings, None, ex, "baseline"))
@@ -241,7 +242,7 @@ class _Round:
 class _Evaluator:
     """Sends new rules to the executor in chunks and turns finished chunks into Trials."""
 
-    def __init__(self, config: SearchConfig, settings: dict[str, Any], objective: Callable[[Rule], float] | None,
+    def __init__(self, config: SearchConfig, settings: Settings | None, objective: Callable[[Rule], float] | None,
                  ex: Executor, strategy: str):
         self.config, self.settings, self.objective, self.ex, self.strategy = config, settings, objective, ex, strategy
         self.steps: dict[cf.Future, int] = {}
@@ -258,7 +259,7 @@ class _Evaluator:
             chunks = {}
             for i in range(n):
                 chunk = rules[i::n]
-                job = EvalJob(tuple(r.tokens for r in chunk), self.config.task, self.settings)
+                job = EvalJob(tuple(r.tokens for r in chunk), self.settings)
                 chunks[self.ex.submit(run_job, job)] = chunk
         self.steps.update(dict.fromkeys(chunks, step))
         return chunks

@@ -10,12 +10,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
 from optsearch.dsl import Rule
+from optsearch.tasks.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -23,16 +24,15 @@ class EvalJob:
     """A batch of rules evaluated together (one batched population on the worker)."""
 
     tokens: tuple[tuple[str, ...], ...]
-    task: str
-    settings: dict[str, Any] = field(default_factory=dict)  # lrs, steps, batch_size, seed, device, data_dir
+    settings: Settings
 
 
 def run_job(job: EvalJob) -> list[dict[str, Any]]:
     """Evaluate a job; one dict per rule (Evaluation.to_dict()). Runs on the worker."""
-    from optsearch.tasks import evaluate
+    from optsearch.tasks import evaluate_settings
 
     rules = [Rule.from_tokens(t) for t in job.tokens]
-    return [ev.to_dict() for ev in evaluate(rules, task=job.task, **job.settings)]
+    return [ev.to_dict() for ev in evaluate_settings(rules, job.settings)]
 
 
 class Executor(Protocol):

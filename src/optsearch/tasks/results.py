@@ -1,0 +1,80 @@
+"""The one result type of an evaluation, from the trainer to the trial store: Evaluation with per-lr results.
+
+Everything here is plain data (`to_dict()` is JSON), so it crosses process and machine boundaries as is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """How an evaluation ended. ok: some learning rate trained; diverged: every one went non-finite; invalid: the
+    rule could not run; rejected: a search skipped it untrained (zero, non-finite, blind to g); failed: the
+    evaluation itself broke (a worker died, an objective raised)."""
+
+    OK = "ok"
+    DIVERGED = "diverged"
+    INVALID = "invalid"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+@dataclass
+class LrResult:
+    """One learning rate's run. A diverged run scores 0 accuracy and has no loss."""
+
+    lr: float
+    val_acc: float
+    test_acc: float
+    loss: float | None  # mean training loss over the last 10% of the steps
+    diverged: bool
+
+
+@dataclass
+class CurvePoint:
+    step: int
+    val_acc: float
+
+
+@dataclass
+class Evaluation:
+    """A rule's reward on a task and how it was reached.
+
+    reward: the best final validation accuracy over the learning-rate grid (0 when diverged or invalid).
+    status: see `Status`; `reason` says why when it is not ok. `curve` is the validation accuracy of the best
+    learning rate at a few steps.
+    `wall_time` is this rule's share of the training time in seconds.
+    """
+
+    rule: str
+    task: str
+    reward: float
+    status: Status
+    reason: str | None = None
+    per_lr: list[LrResult] = field(default_factory=list)
+    best_lr: float | None = None
+    curve: list[CurvePoint] = field(default_factory=list)
+    steps: int = 0
+    batch_size: int = 0
+    seed: int = 0
+    wall_time: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Evaluation:
+        d = dict(d)
+        d["per_lr"] = [LrResult(**p) for p in d.get("per_lr", [])]
+        d["curve"] = [CurvePoint(**c) for c in d.get("curve", [])]
+        return cls(**d)

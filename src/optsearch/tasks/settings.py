@@ -1,0 +1,140 @@
+"""How rules are scored on a child task: one frozen record that validates every field when it is built.
+
+The same `Settings` travels from the command line (built before anything is written or trained, so bad input
+fails at once) through the search driver and its executors to the worker that calls the evaluator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PAPER_LRS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+"""The paper's learning-rate grid."""
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+"""auto: bfloat16 autocast where the hardware computes it natively; bf16 / fp32 force one."""
+DEVICE_TYPES: tuple[str, ...] = ("cpu", "cuda", "mps")
+MAX_SEED = 2**63 - 1
+
+
+class SettingsError(ValueError):
+    """A setting outside what is allowed; the message names the setting, the value given and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Which task, learning-rate grid, budget, seed, device and precision score a rule.
+
+    `steps` / `batch_size` None mean the task's default budget (`resolved()` fills them in). `device` is checked
+    for form here; whether such a device exists is checked where training happens (`check_device`), since a Ray
+    cluster's workers may have GPUs the driver lacks.
+    """
+
+    task: str = "mnist1d"
+    lrs: tuple[float, ...] = PAPER_LRS
+    steps: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    data_dir: str | None = None
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        from optsearch.tasks.registry import get_task
+
+        try:
+            get_task(self.task)
+        except ValueError as error:
+            raise SettingsError(f"task: {error}") from None
+        object.__setattr__(self, "lrs", check_lrs(self.lrs))
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        check_int_in("seed", self.seed, 0, MAX_SEED)
+        object.__setattr__(self, "device", check_device_name(self.device))
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+        check_choice("precision", self.precision, PRECISIONS)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes`, validated like a new one."""
+        return Settings(**{**asdict(self), **changes})
+
+    def resolved(self) -> Settings:
+        """A copy with the task's default budget filled in for `steps` and `batch_size` left None."""
+        from optsearch.tasks.registry import get_task
+
+        spec = get_task(self.task)
+        return self.replace(steps=self.steps or spec.steps, batch_size=self.batch_size or spec.batch_size)
+
+    @property
+    def data_path(self) -> Path | None:
+        return None if self.data_dir is None else Path(self.data_dir)
+
+    def check_device(self) -> None:
+        """Raise SettingsError unless this machine has the device (call where the training runs)."""
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise SettingsError(f"device: {self.device!r} asked for, but no CUDA GPU is visible here; use cpu")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise SettingsError(f"device: {self.device!r} asked for, but this machine has "
+                                f"{torch.cuda.device_count()} CUDA GPU(s)")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise SettingsError(f"device: {self.device!r} asked for, but MPS is not available here; use cpu")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lrs"] = list(self.lrs)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        return cls(**{k: tuple(v) if k == "lrs" else v for k, v in d.items()})
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SettingsError(f"{name}: got {value!r}; allowed: a whole number >= 1")
+    return value
+
+
+def check_int_in(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SettingsError(f"{name}: got {value!r}; allowed: a whole number from {low} to {high}")
+    return value
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise SettingsError(f"{name}: got {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def check_lrs(lrs: Sequence[float]) -> tuple[float, ...]:
+    """A non-empty grid of finite positive learning rates, as floats (order kept, duplicates dropped)."""
+    values = tuple(lrs) if isinstance(lrs, Sequence) and not isinstance(lrs, str) else None
+    if not values or not all(isinstance(lr, int | float) and not isinstance(lr, bool) and math.isfinite(lr)
+                             and lr > 0 for lr in values):
+        raise SettingsError(f"lrs: got {lrs!r}; allowed: a non-empty list of finite numbers > 0")
+    return tuple(dict.fromkeys(float(lr) for lr in values))
+
+
+def check_device_name(device: Any) -> str:
+    """A torch device string of a supported type (cpu, cuda, cuda:N, mps), normalized."""
+    text = str(device)
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in DEVICE_TYPES:
+        raise SettingsError(f"device: got {text!r}; allowed: cpu, cuda, cuda:N, mps")
+    return str(parsed)
