@@ -39,7 +39,7 @@ def test_make_optimizer_picks_the_fast_class():
 
 def test_make_optimizer_explains_unknown_names_and_missing_total_steps():
     ps = [torch.nn.Parameter(torch.ones(2))]
-    with pytest.raises(RuleError, match="'adamw' is neither a zoo name nor a rule.*sgd, adam"):
+    with pytest.raises(RuleError, match="'adamw' is neither an optimizer name nor a rule.*sgd, adam"):
         make_optimizer("adamw", ps, lr=0.1)
     with pytest.raises(ValueError, match="total_steps"):
         make_optimizer("powersign-ld", ps, lr=0.1)
@@ -54,7 +54,7 @@ def test_resolve_turns_a_zoo_name_rule_text_or_rule_into_a_rule():
 
 @pytest.mark.parametrize("text", ["adamw", "g +", ""])
 def test_resolve_names_the_bad_input_and_the_zoo_names_in_one_line(text):
-    with pytest.raises(RuleError, match=re.escape(f"{text!r} is neither a zoo name nor a rule")) as err:
+    with pytest.raises(RuleError, match=re.escape(f"{text!r} is neither an optimizer name nor a rule")) as err:
         resolve(text)
     assert "powersign-ld" in str(err.value) and "nos16" in str(err.value) and "\n" not in str(err.value)
 

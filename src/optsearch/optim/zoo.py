@@ -86,7 +86,7 @@ def resolve(name_or_text: str | Rule) -> Rule:
         return parse(name_or_text)
     except RuleError as err:
         where = "" if err.position is None else f" at position {err.position}"
-        raise RuleError(f"{name_or_text!r} is neither a zoo name nor a rule ({err.message}{where})",
+        raise RuleError(f"{name_or_text!r} is neither an optimizer name nor a rule ({err.message}{where})",
                         allowed=f"a zoo name ({NAMES}) or rule text such as 'g * exp(sign(g) * sign(m))'") from None
 
 
