@@ -36,6 +36,7 @@ OPTIMIZERS: dict[str, Callable] = {
     "AddSign": lambda ps: AddSign(ps, lr=1e-3),
     'RuleOptimizer("adam")': lambda ps: RuleOptimizer(ps, "adam", lr=1e-3),
     'RuleOptimizer("adam", foreach=True)': lambda ps: RuleOptimizer(ps, "adam", lr=1e-3, foreach=True),
+    'RuleOptimizer("adam", weight_decay=0.01)': lambda ps: RuleOptimizer(ps, "adam", lr=1e-3, weight_decay=0.01),
     'RuleOptimizer("g * exp(sign(g) * sign(m))")': lambda ps: RuleOptimizer(ps, "g * exp(sign(g) * sign(m))"),
 }
 TARGETS = {"PowerSign": "time <= 1.0, state = 0.5", 'RuleOptimizer("adam")': "time <= 1.3"}

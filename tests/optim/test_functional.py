@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from optsearch.dsl import parse
-from optsearch.optim import compute_update, compute_updates, init_state
+from optsearch.optim import (
+    addsign_update,
+    bias_correction,
+    compute_update,
+    compute_updates,
+    init_state,
+    powersign_update,
+    update_moment,
+)
 from optsearch.optim.decay import cosine_decay, linear_decay, restart_decay
 from optsearch.optim.functional import foreach_chunks
 
@@ -164,3 +172,45 @@ def test_foreach_chunks_cover_every_tensor_in_order():
     assert foreach_chunks(tensors, True) == [slice(0, 6)]
     assert foreach_chunks(tensors, False) == [slice(i, i + 1) for i in range(6)]
     assert foreach_chunks(tensors) == [slice(0, 1), slice(1, 2), slice(2, 5), slice(5, 6)]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_update_moment_is_the_running_average_of_the_orderth_power(order):
+    buffers = [torch.zeros_like(PARAM)]
+    for g in GRADS:
+        update_moment(buffers, [g], 0.8, order)
+    expected = torch.zeros_like(PARAM)
+    for g in GRADS:
+        expected = 0.8 * expected + 0.2 * g**order
+    torch.testing.assert_close(buffers[0], expected, rtol=1e-14, atol=1e-15)
+
+
+def test_update_moment_refuses_an_order_it_does_not_know():
+    with pytest.raises(ValueError, match="order=4"):
+        update_moment([torch.zeros(2)], [torch.ones(2)], 0.9, 4)
+
+
+def test_bias_correction_unbiases_a_constant_signal():
+    buffers = [torch.zeros(3, dtype=torch.float64)]
+    for _ in range(5):
+        update_moment(buffers, [torch.full((3,), 2.0, dtype=torch.float64)], 0.9)
+    torch.testing.assert_close(buffers[0] / bias_correction(0.9, 5), torch.full((3,), 2.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kernel, hyper", [(powersign_update, dict(base=3.0)), (addsign_update, dict(alpha=0.5))])
+def test_sign_kernels_give_the_same_bits_on_a_list_or_tensor_by_tensor(kernel, hyper):
+    def run_sign(split: bool) -> list[torch.Tensor]:
+        params = [PARAM.clone(), -2 * PARAM]
+        ms = [torch.zeros_like(p) for p in params]
+        for t, g in enumerate(GRADS):
+            grads, decays = [g, g.flip(0)], [0.5 * t, 1.0]
+            kw = dict(lr=0.1, beta=0.8, weight_decay=0.2, **hyper)
+            if split:
+                for i in range(2):
+                    kernel(params[i:i + 1], grads[i:i + 1], ms[i:i + 1], decays[i:i + 1], **kw)
+            else:
+                kernel(params, grads, ms, decays, **kw)
+        return params + ms
+
+    for a, b in zip(run_sign(False), run_sign(True), strict=True):
+        assert torch.equal(a, b)

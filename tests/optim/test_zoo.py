@@ -1,8 +1,10 @@
+import re
+
 import pytest
 import torch
 
-from optsearch.dsl import parse
-from optsearch.optim import PAPER_RULES, AddSign, PowerSign, RuleOptimizer, make_optimizer, zoo
+from optsearch.dsl import RuleError, parse
+from optsearch.optim import PAPER_RULES, AddSign, PowerSign, RuleOptimizer, make_optimizer, resolve, zoo
 
 
 def test_every_paper_rule_is_in_the_zoo_in_order():
@@ -37,7 +39,40 @@ def test_make_optimizer_picks_the_fast_class():
 
 def test_make_optimizer_explains_unknown_names_and_missing_total_steps():
     ps = [torch.nn.Parameter(torch.ones(2))]
-    with pytest.raises(ValueError, match="momentum, sgd"):
+    with pytest.raises(RuleError, match="'adamw' is neither an optimizer name nor a rule.*sgd, adam"):
         make_optimizer("adamw", ps, lr=0.1)
     with pytest.raises(ValueError, match="total_steps"):
         make_optimizer("powersign-ld", ps, lr=0.1)
+
+
+def test_resolve_turns_a_zoo_name_rule_text_or_rule_into_a_rule():
+    assert resolve("nos11") == zoo["nos11"].rule
+    assert resolve("adam * exp(m)") == parse("adam * exp(m)")
+    rule = parse("g")
+    assert resolve(rule) is rule
+
+
+@pytest.mark.parametrize("text", ["adamw", "g +", ""])
+def test_resolve_names_the_bad_input_and_the_zoo_names_in_one_line(text):
+    with pytest.raises(RuleError, match=re.escape(f"{text!r} is neither an optimizer name nor a rule")) as err:
+        resolve(text)
+    assert "powersign-ld" in str(err.value) and "nos16" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_resolve_refuses_what_is_not_text_or_a_rule():
+    with pytest.raises(TypeError, match="int"):
+        resolve(3)
+
+
+@pytest.mark.parametrize("name, cls", [("adam", torch.optim.AdamW), ("sgd", torch.optim.SGD),
+                                       ("momentum", torch.optim.SGD), ("powersign-cd", PowerSign),
+                                       ("addsign", AddSign), ("nos1", RuleOptimizer)])
+def test_make_optimizer_passes_weight_decay_through(name, cls):
+    opt = make_optimizer(name, [torch.nn.Parameter(torch.ones(2))], lr=0.1, total_steps=5, weight_decay=0.25)
+    assert type(opt) is cls and opt.param_groups[0]["weight_decay"] == 0.25
+
+
+def test_make_optimizers_adam_with_weight_decay_is_the_zoo_rule_with_it(problem, all_close):
+    fast = problem.run(lambda ps: make_optimizer("adam", ps, lr=0.01, weight_decay=0.5), steps=30)
+    rule = problem.run(lambda ps: RuleOptimizer(ps, "adam", lr=0.01, weight_decay=0.5), steps=30)
+    all_close(fast, rule, rtol=1e-10, atol=1e-12)

@@ -9,17 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-
-def _check_total_steps(total_steps: int) -> None:
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= 0:
-        raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+from optsearch.optim import checks
 
 
 def _check_periods(periods: float, zero_after: float | None) -> None:
-    if not (isinstance(periods, int | float) and math.isfinite(periods) and periods > 0):
-        raise ValueError(f"periods must be a positive number, got {periods!r}")
-    if zero_after is not None and not (isinstance(zero_after, int | float) and zero_after >= 0):
-        raise ValueError(f"zero_after must be None or a number >= 0, got {zero_after!r}")
+    checks.positive("periods", periods)
+    checks.optional(checks.non_negative)("zero_after", zero_after)
 
 
 def _clipped(step: float, total_steps: int) -> float:
@@ -35,7 +30,7 @@ class LinearDecay:
     total_steps: int
 
     def __post_init__(self) -> None:
-        _check_total_steps(self.total_steps)
+        checks.positive_int("total_steps", self.total_steps)
 
     def __call__(self, step: float) -> float:
         return (self.total_steps - _clipped(step, self.total_steps)) / self.total_steps
@@ -50,7 +45,7 @@ class CosineDecay:
     zero_after: float | None = None
 
     def __post_init__(self) -> None:
-        _check_total_steps(self.total_steps)
+        checks.positive_int("total_steps", self.total_steps)
         _check_periods(self.periods, self.zero_after)
 
     def __call__(self, step: float) -> float:
@@ -70,7 +65,7 @@ class RestartDecay:
     zero_after: float | None = None
 
     def __post_init__(self) -> None:
-        _check_total_steps(self.total_steps)
+        checks.positive_int("total_steps", self.total_steps)
         _check_periods(self.periods, self.zero_after)
 
     def __call__(self, step: float) -> float:

@@ -1,4 +1,6 @@
-"""The one place operand values are computed: a rule's state, its running averages and its update Δ.
+"""The math of every optimizer here (the classes only do bookkeeping): a rule's state, running averages and
+update Δ (`compute_updates`), and the in-place steps `rule_update`, `powersign_update` and `addsign_update`,
+built from the shared `update_moment`, `bias_correction` and `decay_weights`.
 
 Everything here is elementwise, so it works on tensors of any shape, including slices of the stacked weights
 of many models. `compute_updates` takes lists and uses `torch._foreach_*` kernels for the deterministic
@@ -98,22 +100,92 @@ def compute_updates(rule: Rule, grads: Sequence[Tensor], params: Sequence[Tensor
     return deltas
 
 
+def rule_update(rule: Rule, params: list[Tensor], grads: list[Tensor], states: Sequence[dict[str, Tensor]],
+                steps: Sequence[int], *, lr: float, weight_decay: float = 0.0, total_steps: int | None = None,
+                generator: torch.Generator | None = None) -> None:
+    """One RuleOptimizer step of `params` in place: decoupled weight decay, then θ ← θ − lr·Δ."""
+    decay_weights(params, lr, weight_decay)
+    deltas = compute_updates(rule, grads, params, states, steps, total_steps, generator)
+    torch._foreach_add_(params, deltas, alpha=-lr)
+
+
+def powersign_update(params: list[Tensor], grads: list[Tensor], ms: list[Tensor], decays: Sequence[float], *,
+                     lr: float, base: float, beta: float, weight_decay: float = 0.0) -> None:
+    """One PowerSign step in place (TensorFlow's semantics, paper.md): m ← β·m + (1 − β)·g, then
+    θ ← θ − lr·base^(d·sign(g)·sign(m))·g with each tensor's sign decay d."""
+    def factor_(s: list[Tensor]) -> None:
+        # base^(d·s) = e^(c·s) with c = d·ln(base) takes the values e^-c, 1, e^c at s = -1, 0, 1, which is
+        # 1 + (e^c − 1)·leaky_relu(s, slope e^-c): exact there, and much cheaper than exp on CPUs.
+        cs = [d * math.log(base) for d in decays]
+        for x, c in zip(s, cs, strict=True):
+            torch.nn.functional.leaky_relu_(x, math.exp(-c))
+        torch._foreach_mul_(s, [math.expm1(c) for c in cs])
+        torch._foreach_add_(s, 1.0)
+
+    _sign_update(params, grads, ms, factor_, lr=lr, beta=beta, weight_decay=weight_decay)
+
+
+def addsign_update(params: list[Tensor], grads: list[Tensor], ms: list[Tensor], decays: Sequence[float], *,
+                   lr: float, alpha: float, beta: float, weight_decay: float = 0.0) -> None:
+    """One AddSign step in place (TensorFlow's semantics, paper.md): m ← β·m + (1 − β)·g, then
+    θ ← θ − lr·(α + d·sign(g)·sign(m))·g with each tensor's sign decay d."""
+    def factor_(s: list[Tensor]) -> None:
+        if any(d != 1.0 for d in decays):
+            torch._foreach_mul_(s, list(decays))
+        torch._foreach_add_(s, alpha)
+
+    _sign_update(params, grads, ms, factor_, lr=lr, beta=beta, weight_decay=weight_decay)
+
+
+def _sign_update(params: list[Tensor], grads: list[Tensor], ms: list[Tensor],
+                 factor_: Callable[[list[Tensor]], None], *, lr: float, beta: float, weight_decay: float) -> None:
+    """What PowerSign and AddSign share; `factor_` turns s = sign(g)·sign(m) into g's factor in place."""
+    decay_weights(params, lr, weight_decay)
+    update_moment(ms, grads, beta)  # m is updated before its use, without bias correction
+    # sign(m)·g is exactly ±g or 0, so its sign is sign(g)·sign(m) even where g·m would underflow.
+    s = torch._foreach_sign(ms)
+    torch._foreach_mul_(s, grads)
+    torch._foreach_sign_(s)
+    factor_(s)
+    torch._foreach_addcmul_(params, s, grads, value=-lr)
+
+
+def update_moment(buffers: list[Tensor], values: list[Tensor], beta: float, order: int = 1) -> None:
+    """The running average b ← β·b + (1 − β)·x^order in place, for x^1, x^2 or x^3 (optax's update_moment).
+
+    One tensor is a list of one: the same kernels, so the same bits however a list is split."""
+    if order == 1:
+        torch._foreach_lerp_(buffers, values, 1.0 - beta)
+        return
+    torch._foreach_mul_(buffers, beta)
+    if order == 2:
+        torch._foreach_addcmul_(buffers, values, values, value=1.0 - beta)
+    elif order == 3:
+        torch._foreach_add_(buffers, torch._foreach_pow(values, 3), alpha=1.0 - beta)
+    else:
+        raise ValueError(f"Invalid order={order!r}: must be 1, 2 or 3")
+
+
+def bias_correction(beta: float, step: int) -> float:
+    """1 − β^t: a running average started at zero, divided by this after t updates, is unbiased."""
+    return 1.0 - beta**step
+
+
+def decay_weights(params: list[Tensor], lr: float, weight_decay: float) -> None:
+    """Decoupled weight decay (AdamW, Loshchilov & Hutter): θ ← θ·(1 − lr·wd), before the optimizer's step."""
+    if weight_decay != 0.0:
+        torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+
+
 def _update_moments(rule: Rule, grads: list[Tensor], states: Sequence[dict[str, Tensor]]) -> None:
-    """EMA_t = β·EMA_{t-1} + (1 − β)·g^k, updated before Δ is computed (as Adam does)."""
-    if "m" in rule.state:
-        torch._foreach_lerp_([s["m"] for s in states], grads, 1.0 - BETAS["m"])
-    if "v" in rule.state:
-        vs = [s["v"] for s in states]
-        torch._foreach_mul_(vs, BETAS["v"])
-        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - BETAS["v"])
-    if "y" in rule.state:
-        ys = [s["y"] for s in states]
-        torch._foreach_mul_(ys, BETAS["y"])
-        torch._foreach_add_(ys, torch._foreach_pow(grads, 3), alpha=1.0 - BETAS["y"])
+    """m, v, y (running averages of g, g², g³) updated before Δ is computed, as Adam does."""
+    for order, name in enumerate(("m", "v", "y"), 1):
+        if name in rule.state:
+            update_moment([s[name] for s in states], grads, BETAS[name], order)
 
 
 def _bias_corrections(name: str, steps: Sequence[int]) -> list[float]:
-    return [1.0 - BETAS[name] ** step for step in steps]
+    return [bias_correction(BETAS[name], step) for step in steps]
 
 
 def _elementwise_operands(rule: Rule, grads: list[Tensor], params: Sequence[Tensor],

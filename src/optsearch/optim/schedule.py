@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
+
+from optsearch.optim import checks
+from optsearch.optim.decay import CosineDecay, LinearDecay
 
 VARIANCE_DECAY = 0.55
 """The noisy variant's noise has variance 1 / (1 + t)^0.55."""
@@ -36,13 +37,11 @@ class LinearCosineDecay(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, total_steps: int, periods: float = 0.5, alpha: float = 0.0,
                  beta: float = 0.001, noisy: bool = False, seed: int | None = None, last_epoch: int = -1) -> None:
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= 0:
-            raise ValueError(f"Invalid total_steps={total_steps!r}: must be a positive int")
-        if not isinstance(periods, int | float) or not 0.0 < periods < math.inf:
-            raise ValueError(f"Invalid periods={periods!r}: must be a finite number > 0")
-        for name, value in (("alpha", alpha), ("beta", beta)):
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"Invalid {name}={value!r}: must be a finite number")
+        checks.positive_int("total_steps", total_steps)
+        checks.positive("periods", periods)
+        checks.finite("alpha", alpha)
+        checks.finite("beta", beta)
+        checks.optional(checks.seed)("seed", seed)
         self.total_steps, self.periods, self.alpha, self.beta, self.noisy = total_steps, periods, alpha, beta, noisy
         if noisy and seed is None:
             seed = int(torch.randint(0, 2**62, ()).item())
@@ -51,14 +50,12 @@ class LinearCosineDecay(LRScheduler):
 
     def factor(self, step: int) -> float:
         """The multiplier of the initial learning rate at scheduler step `step` (0-based)."""
-        t = min(step, self.total_steps)
-        linear = (self.total_steps - t) / self.total_steps
+        linear = LinearDecay(self.total_steps)(step)
         if self.noisy:  # a generator seeded from (seed, step): the noise is a pure function of the step
             generator = torch.Generator().manual_seed((self.seed * 1_000_003 + step) % 2**63)
             noise = torch.randn((), generator=generator, dtype=torch.float64).item()
-            linear += noise * (1 + t) ** (-VARIANCE_DECAY / 2)
-        cosine = 0.5 * (1.0 + math.cos(2.0 * math.pi * self.periods * t / self.total_steps))
-        return (self.alpha + linear) * cosine + self.beta
+            linear += noise * (1 + min(step, self.total_steps)) ** (-VARIANCE_DECAY / 2)
+        return (self.alpha + linear) * CosineDecay(self.total_steps, self.periods)(step) + self.beta
 
     def get_lr(self) -> list[float]:
         return [base_lr * self.factor(self.last_epoch) for base_lr in self.base_lrs]

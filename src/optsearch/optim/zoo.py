@@ -67,19 +67,48 @@ zoo: Mapping[str, ZooEntry] = MappingProxyType({
 """Name -> ZooEntry, read-only."""
 
 
+NAMES = ", ".join(name for name, *_ in _HAND_DESIGNED) + f", nos1..nos{len(PAPER_RULES)}"
+"""The zoo's names, briefly, for error messages."""
+
+
+def resolve(name_or_text: str | Rule) -> Rule:
+    """The Rule a zoo name or infix rule text stands for (a Rule is returned as is).
+
+    Raises RuleError (one line, naming the input and the zoo's names) for an unknown name or bad text, and
+    TypeError for anything but a str or Rule."""
+    if isinstance(name_or_text, Rule):
+        return name_or_text
+    if not isinstance(name_or_text, str):
+        raise TypeError(f"a rule is a Rule, rule text or zoo name, got {type(name_or_text).__name__}")
+    if name_or_text in zoo:
+        return zoo[name_or_text].rule
+    try:
+        return parse(name_or_text)
+    except RuleError as err:
+        where = "" if err.position is None else f" at position {err.position}"
+        raise RuleError(f"{name_or_text!r} is neither an optimizer name nor a rule ({err.message}{where})",
+                        allowed=f"a zoo name ({NAMES}) or rule text such as 'g * exp(sign(g) * sign(m))'") from None
+
+
 def make_optimizer(name_or_rule: str | Rule, params: ParamsT, lr: float, total_steps: int | None = None,
-                   seed: int | None = None) -> Optimizer:
+                   seed: int | None = None, weight_decay: float = 0.0) -> Optimizer:
     """An optimizer from a zoo name, `momentum` (SGD with momentum 0.9), a Rule or infix rule text.
 
     Names with a faster equivalent get it, step for step the same as the zoo rule: `sgd` and `adam` are
     torch's SGD and Adam(eps=1e-8), `powersign[-ld|-cd|-rd]` and `addsign[-…]` are PowerSign and AddSign
     (decays over `total_steps`). Everything else runs as a RuleOptimizer.
+
+    `weight_decay` is decoupled (AdamW's θ ← θ − lr·wd·θ before the step) for every zoo name and rule, so
+    `adam` with weight decay is torch's AdamW, and `sgd` torch's SGD(weight_decay) (the same update for plain
+    SGD). `momentum`, which has no rule, gets torch SGD's own, L2 weight decay (added to the gradient).
     """
     if name_or_rule == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name_or_rule == "sgd":
-        return torch.optim.SGD(params, lr=lr)
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
     if name_or_rule == "adam":
+        if weight_decay:
+            return torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay)
         return torch.optim.Adam(params, lr=lr, eps=1e-8)
     if isinstance(name_or_rule, str) and name_or_rule in zoo:
         family, _, decay = name_or_rule.partition("-")
@@ -87,11 +116,7 @@ def make_optimizer(name_or_rule: str | Rule, params: ParamsT, lr: float, total_s
             if decay and total_steps is None:
                 raise ValueError(f"{name_or_rule} decays its sign term over total_steps: pass total_steps=T")
             sign_decay = _DECAYS[decay][1](total_steps) if decay else None
-            return (PowerSign if family == "powersign" else AddSign)(params, lr=lr, sign_decay=sign_decay)
-        name_or_rule = zoo[name_or_rule].rule
-    try:
-        rule = parse(name_or_rule)
-    except RuleError as err:
-        raise ValueError(f"{name_or_rule!r} is neither an optimizer name (momentum, {', '.join(zoo)}) "
-                         f"nor a rule: {err}") from err
-    return RuleOptimizer(params, rule, lr=lr, total_steps=total_steps, seed=seed)
+            return (PowerSign if family == "powersign" else AddSign)(params, lr=lr, sign_decay=sign_decay,
+                                                                     weight_decay=weight_decay)
+    return RuleOptimizer(params, resolve(name_or_rule), lr=lr, total_steps=total_steps, seed=seed,
+                         weight_decay=weight_decay)
