@@ -191,8 +191,7 @@ def leaderboard(trials, top: int = 10, title: str = "leaderboard") -> Table:
 def cmd_search(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from optsearch.engine import search
-    from optsearch.engine.driver import SearchExists
+    from optsearch.engine import SearchExists, search
 
     settings = settings_from_args(args)
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
