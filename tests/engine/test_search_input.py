@@ -5,6 +5,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import torch
 
 import optsearch.engine.driver as driver
 from optsearch.dsl import parse
@@ -143,3 +144,10 @@ def test_the_committed_dbs_old_flat_config_reads_as_the_same_search(name):
 def test_baselines_are_stored_under_the_one_baseline_name(tmp_path):
     result = search(**TINY, db=tmp_path / "s.sqlite", baselines=["adam"])
     assert [t.rule for t in result.trials if t.strategy == BASELINE] == [str(parse("adam"))]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_device_this_machine_lacks_fails_before_the_db_unless_ray_workers_train(tmp_path):
+    with pytest.raises(ValueError, match="device: 'cuda' asked for, but no CUDA GPU is visible here"):
+        search(**{**TINY, "device": "cuda"}, db=tmp_path / "x.sqlite")
+    assert not (tmp_path / "x.sqlite").exists()

@@ -1,15 +1,15 @@
 """The search driver: strategies ask, the evaluator scores, the SQLite store remembers."""
 
 from optsearch.engine.driver import (
-                                     ConfigMismatch,
-                                     NotADatabase,
-                                     Progress,
-                                     Schedule,
-                                     SearchConfig,
-                                     SearchExists,
-                                     SearchLoop,
-                                     SearchResult,
-                                     search,
+    ConfigMismatch,
+    NotADatabase,
+    Progress,
+    Schedule,
+    SearchConfig,
+    SearchExists,
+    SearchLoop,
+    SearchResult,
+    search,
 )
 from optsearch.engine.executors import EvalJob, InlineExecutor, ProcessExecutor, make_executor
 from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, Trial

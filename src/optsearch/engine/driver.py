@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +72,11 @@ class SearchConfig:
 
     def to_json(self) -> dict[str, Any]:
         """Flat, as stores written before `Settings` existed (the committed docs/discovery dbs) hold it."""
-        s = self.settings
-        return dict(task=s and s.task, objective=self.objective, strategy=self.strategy, seed=self.seed,
-                    groups=self.groups, decays=self.decays, steps=s and s.steps, lrs=s and list(s.lrs),
-                    batch_size=s and s.batch_size, precision=s.precision if s else "auto",
-                    device=s and s.device, data_dir=s and s.data_dir,
-                    strategy_options=json.loads(json.dumps(self.strategy_options)))
+        evaluation = (self.settings.to_json() if self.settings is not None
+                      else dict.fromkeys(f.name for f in fields(Settings)))
+        return {**evaluation, "objective": self.objective, "strategy": self.strategy, "seed": self.seed,
+                "groups": self.groups, "decays": self.decays,
+                "strategy_options": json.loads(json.dumps(self.strategy_options))}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SearchConfig:
