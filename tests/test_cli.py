@@ -1,9 +1,12 @@
+import argparse
 import json
 import signal
 import subprocess
 import sys
 
-from optsearch.cli import main
+import pytest
+
+from optsearch.cli import main, output_file
 from optsearch.engine import Store
 
 
@@ -82,3 +85,112 @@ def test_tasks_lists_every_child_task(capsys):
     out = capsys.readouterr().out
     for name in ("mnist1d", "digits", "fashion_mnist_conv", "cifar10_conv"):
         assert name in out
+
+
+TINY = ["--task", "digits", "--strategy", "random", "--budget", "2", "--steps", "20", "--lrs", "0.1"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--task", "mnist1"], "task: unknown task 'mnist1'"),
+    (["--steps", "0"], "steps: got 0; allowed: a whole number >= 1"),
+    (["--steps", "-5"], "steps: got -5"),
+    (["--lrs", "nan"], "lrs: got (nan,); allowed: a non-empty list of finite numbers > 0"),
+    (["--lrs", "1e-3,inf"], "lrs: got (0.001, inf)"),
+    (["--lrs", ","], "lrs: got ()"),
+    (["--batch-size", "0"], "batch_size: got 0"),
+    (["--device", "cdua"], "device: got 'cdua'; allowed: cpu, cuda, cuda:N, mps"),
+    (["--groups", "4"], "argument --groups: got '4'; allowed: a whole number from 1 to 3"),
+    (["--groups", "0"], "argument --groups: got '0'"),
+    (["--top", "0"], "argument --top: got '0'; allowed: a whole number >= 1"),
+    (["--budget", "0"], "argument --budget: got '0'"),
+    (["--workers", "0"], "argument --workers: got '0'"),
+    (["--batch", "0"], "argument --batch: got '0'"),
+    (["--threads", "-1"], "argument --threads: got '-1'"),
+    (["--strategy", "rando"], "unknown strategy 'rando'; allowed: evolution, ppo, random, reinforce"),
+    (["--executor", "foo"], "executor: got 'foo'; allowed: inline, process, ray"),
+    (["--duplicate-penalty", "nan"], "duplicate_penalty: got nan"),
+    (["--resume"], "no search at"),
+])
+def test_bad_search_input_is_one_line_exit_2_and_leaves_no_db(tmp_path, capsys, bad, message):
+    db = tmp_path / "x.sqlite"
+    assert main(["search", *TINY, "--db", str(db), *bad]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("optsearch: error: ") and err.count("\n") == 1 and message in err, err
+    assert not out, "nothing is shown (no progress bar) before the input is known good"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_start_does_not_poison_the_db_path(tmp_path, capsys):
+    db = tmp_path / "x.sqlite"
+    assert main(["search", *TINY, "--db", str(db), "--strategy", "rando"]) == 2
+    assert not db.exists()
+    with Store(db) as store:  # what such a start left behind before: a db holding only its config
+        store.set_meta("config", {"task": "digits", "objective": None, "strategy": "rando", "seed": 0, "groups": 2,
+                                  "decays": False, "steps": 20, "lrs": [0.1], "batch_size": None,
+                                  "precision": "auto", "strategy_options": {}})
+    assert main(["search", *TINY, "--db", str(db)]) == 0
+    with Store(db) as store:
+        assert store.get_meta("config")["strategy"] == "random" and store.count_trials() == 2
+
+
+@pytest.mark.parametrize("make, resume", [
+    (lambda p: p.mkdir(), False),
+    (lambda p: p.write_text("a text file\n"), False),
+    (lambda p: p.write_bytes(bytes(range(256)) * 8), False),
+    (lambda p: p.write_bytes(bytes(range(256)) * 8), True),
+])
+def test_a_db_that_is_not_a_search_is_one_line_exit_2(tmp_path, capsys, make, resume):
+    db = tmp_path / "x.sqlite"
+    make(db)
+    assert main(["search", *TINY, "--db", str(db), *(["--resume"] if resume else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(db) in err and ("directory" in err or "not a search database" in err), err
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "a folder is there"),
+    (lambda p: p.write_text("a text file\n"), "file is not a database"),
+    (lambda p: p.write_bytes(bytes(range(256)) * 8), "file is not a database"),
+])
+def test_report_of_a_db_that_is_not_a_search_is_one_line_exit_2(tmp_path, capsys, make, message):
+    db = tmp_path / "x.sqlite"
+    make(db)
+    assert main(["report", str(db), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(db) in err and message in err, err
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("out, message", [("file", "an existing file; allowed: a folder path"),
+                                           ("missing/report", "does not exist")])
+def test_report_out_that_cannot_be_a_folder_is_refused_before_reading(tmp_path, capsys, out, message):
+    (tmp_path / "file").write_text("keep me")
+    assert main(["report", str(tmp_path / "no.sqlite"), "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --out" in err and message in err, err
+    assert (tmp_path / "file").read_text() == "keep me"
+
+
+def test_output_file_refuses_a_missing_folder_or_an_existing_folder(tmp_path):
+    assert output_file(str(tmp_path / "r.json")) == str(tmp_path / "r.json")
+    with pytest.raises(argparse.ArgumentTypeError, match="does not exist"):
+        output_file(str(tmp_path / "missing" / "r.json"))
+    with pytest.raises(argparse.ArgumentTypeError, match="an existing folder; allowed: a file path"):
+        output_file(str(tmp_path))
+
+
+def test_evaluate_threads_below_one_is_one_line_exit_2(capsys):
+    assert main(["evaluate", "g", "--task", "digits", "--threads", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "optsearch: error: argument --threads: got '-1'; allowed: a whole number >= 1\n"
+
+
+def test_a_garbage_db_in_a_real_process_is_one_line_not_a_traceback(tmp_path):
+    db = tmp_path / "x.sqlite"
+    db.write_bytes(b"\x00garbage" * 100)
+    for args in (["search", *TINY, "--db", str(db)], ["search", *TINY, "--db", str(db), "--resume"],
+                 ["report", str(db), "--out", str(tmp_path / "r")]):
+        proc = run(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and str(db) in proc.stderr
+    assert db.read_bytes() == b"\x00garbage" * 100

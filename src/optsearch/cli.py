@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +20,13 @@ console = Console()
 
 class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors are one line like every other error (no usage block), raised for `main` to print."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message)
 
 
 def _rule(text: str):
@@ -34,6 +42,59 @@ def _floats(text: str) -> list[float]:
         return [float(x) for x in text.replace(",", " ").split()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`)."""
+    allowed = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"got {text!r}; allowed: {allowed}")
+        return value
+
+    return parse
+
+
+def check_output_path(path: str, folder: bool = False) -> str:
+    """Refuse, before any work, an output path that could not be written: its parent folder must exist, and it
+    must not be an existing folder (a file output) or an existing file (a `folder` output)."""
+    p = Path(path)
+    kind = "folder" if folder else "file"
+    if not p.parent.is_dir():
+        raise UsageError(f"got {path!r}, but the folder {str(p.parent)!r} does not exist; allowed: a {kind} in an "
+                         "existing folder")
+    if p.exists() and p.is_dir() != folder:
+        raise UsageError(f"got {path!r}, an existing {'file' if folder else 'folder'}; allowed: a {kind} path")
+    return path
+
+
+def output_file(path: str) -> str:
+    """An argparse type for a file the command writes (e.g. evaluate's --json, --csv)."""
+    try:
+        return check_output_path(path)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def output_folder(path: str) -> str:
+    """An argparse type for a folder the command writes into (report's and benchmark's --out)."""
+    try:
+        return check_output_path(path, folder=True)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The child-task options (see `child_options`) as validated `Settings`: bad input fails here, before work."""
+    from optsearch.tasks.settings import PAPER_LRS, Settings
+
+    return Settings(args.task, PAPER_LRS if args.lrs is None else tuple(args.lrs), args.steps, args.batch_size,
+                    args.seed, args.device, args.data_dir, args.precision)
 
 
 # --- show --------------------------------------------------------------------------------------
@@ -116,11 +177,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --- search ------------------------------------------------------------------------------------
 def leaderboard(trials, top: int = 10, title: str = "leaderboard") -> Table:
+    from optsearch.engine.store import BASELINE
+
     table = Table(title=title)
     for col in ("#", "rule", "reward", "best lr", "status"):
         table.add_column(col, justify="right" if col in ("#", "reward", "best lr") else "left")
     for i, t in enumerate(trials[:top], 1):
-        rule = f"{t.rule}  [dim](baseline)[/]" if t.strategy == "baseline" else t.rule
+        rule = f"{t.rule}  [dim](baseline)[/]" if t.strategy == BASELINE else t.rule
         table.add_row(str(i), rule, f"{t.reward:.4f}", "-" if t.best_lr is None else f"{t.best_lr:g}", t.status)
     return table
 
@@ -128,30 +191,32 @@ def leaderboard(trials, top: int = 10, title: str = "leaderboard") -> Table:
 def cmd_search(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from optsearch.engine import Store, search
+    from optsearch.engine import SearchExists, search
 
-    if args.db and Path(args.db).exists() and not args.resume:
-        with Store(args.db) as store:
-            if store.count_samples():
-                raise UsageError(f"{args.db} already holds a search; pass --resume to continue it or choose "
-                                 "another --db")
-    if args.resume and not (args.db and Path(args.db).exists()):
-        raise UsageError("--resume needs --db pointing at an existing search")
+    settings = settings_from_args(args)
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
-    job = bar.add_task("search", total=args.budget, info="")
+    jobs = []  # the bar starts with the first progress, so an error before the search is just the error
 
     def show(p) -> None:
+        if not jobs:
+            bar.start()
+            jobs.append(bar.add_task("search", total=args.budget, info=""))
         best = "-" if p.best_rule is None else f"{p.best_reward:.4f} {p.best_rule[:40]}"
-        bar.update(job, completed=p.done,
+        bar.update(jobs[0], completed=p.done,
                    info=f"unique {p.unique_ratio:.0%} · {p.per_minute:.0f}/min · best {best}")
 
-    with bar:
-        result = search(task=args.task, strategy=args.strategy, budget=args.budget, db=args.db, seed=args.seed,
-                        workers=args.workers, executor=args.executor, address=args.address, steps=args.steps,
-                        lrs=args.lrs, batch_size=args.batch_size, groups=args.groups, decays=args.decays,
-                        batch=args.batch, device=args.device, precision=args.precision, data_dir=args.data_dir,
-                        duplicate_penalty=args.duplicate_penalty, on_progress=show)
+    try:
+        result = search(settings=settings, strategy=args.strategy, budget=args.budget, db=args.db,
+                        resume=args.resume or (False if args.db else None), workers=args.workers,
+                        executor=args.executor, address=args.address, groups=args.groups, decays=args.decays,
+                        batch=args.batch, duplicate_penalty=args.duplicate_penalty, on_progress=show)
+    except SearchExists:
+        raise UsageError(f"{args.db} already holds a search; pass --resume to continue it or choose another --db"
+                         ) from None
+    finally:
+        if jobs:
+            bar.stop()
     console.print(leaderboard(result.trials, args.top))
     console.print(f"{result.n_unique} unique rules evaluated from {result.n_samples} sampled; "
                   f"stopped: {result.stopped}" + (f"; trials in {result.db}" if args.db else ""))
@@ -192,7 +257,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if (args.db is None) == (args.benchmark is None):
         raise UsageError("give a search db (optsearch report RUN.sqlite) or --benchmark DIR, not both")
     if args.db is not None and not Path(args.db).is_file():
-        raise UsageError(f"no search db at {args.db}")
+        what = "a folder" if Path(args.db).is_dir() else "nothing"
+        raise UsageError(f"no search db at {args.db} ({what} is there); allowed: a search's SQLite file")
     for folder in args.benchmark or []:
         if not Path(folder).is_dir():
             raise UsageError(f"no benchmark directory at {folder}")
@@ -203,7 +269,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optsearch", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("show", help="show a rule: infix, LaTeX, token groups, state it needs")
@@ -221,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="where the task's dataset lives, if not the default")
         p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                        help="child forward/backward precision (auto: bf16 where the hardware has it)")
-        p.add_argument("--threads", type=int, default=1,
+        p.add_argument("--threads", type=_whole(1), default=1,
                        help="torch threads in this process (1 is fastest for small children; use --workers)")
 
     p = sub.add_parser("evaluate", help="train rules on a child task and print their rewards")
@@ -234,18 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search for update rules")
     child_options(p)
     p.add_argument("--strategy", default="ppo", help="ppo, reinforce, random or evolution")
-    p.add_argument("--budget", type=int, default=100, help="unique rules to evaluate")
+    p.add_argument("--budget", type=_whole(1), default=100, help="unique rules to evaluate")
     p.add_argument("--db", help="SQLite trial store (kept; resumable)")
     p.add_argument("--resume", action="store_true", help="continue the search in --db")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=_whole(1), default=1)
     p.add_argument("--executor", default="inline", help="inline, process or ray")
     p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
-    p.add_argument("--groups", type=int, default=2, help="token groups per rule (1-3)")
+    p.add_argument("--groups", type=_whole(1, 3), default=2, help="token groups per rule (1-3)")
     p.add_argument("--decays", action="store_true", help="include the decay operands ld, cd, rd, eps_t")
-    p.add_argument("--batch", type=int, help="rules asked per round (default 8 × workers)")
+    p.add_argument("--batch", type=_whole(1), help="rules asked per round (default 8 × workers)")
     p.add_argument("--duplicate-penalty", type=float, default=0.1,
                    help="subtracted from a re-sampled rule's reward when told to the strategy")
-    p.add_argument("--top", type=int, default=10, help="rows of the final leaderboard")
+    p.add_argument("--top", type=_whole(1), default=10, help="rows of the final leaderboard")
     p.set_defaults(fn=cmd_search)
 
     p = sub.add_parser("benchmark", help="transfer benchmark: optimizers × lr grid × seeds on a bigger task")
@@ -267,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("db", nargs="?", help="search db (SQLite)")
     p.add_argument("--db", dest="db_opt", help=argparse.SUPPRESS)
     p.add_argument("--benchmark", nargs="+", help="benchmark --out directories (several of one setup are merged)")
-    p.add_argument("--out", required=True, help="directory for index.html, report.md and the plots")
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--out", required=True, type=output_folder,
+                   help="directory for index.html, report.md and the plots")
+    p.add_argument("--top", type=_whole(1), default=10)
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("tasks", help="list the child tasks")
@@ -277,16 +344,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None):
-        import torch
+EXPECTED_ERRORS = (UsageError, ValueError, OSError, sqlite3.DatabaseError)
+"""Bad input, a file that cannot be read or written, a db that is not one: one line, exit 2."""
 
-        torch.set_num_threads(args.threads)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = None
     try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
         return args.fn(args)
-    except (UsageError, ValueError, FileNotFoundError) as exc:
-        print(f"optsearch: error: {exc}", file=sys.stderr)
+    except EXPECTED_ERRORS as exc:
+        db = getattr(args, "db", None)
+        where = f"{db}: " if isinstance(exc, sqlite3.DatabaseError) and db else ""
+        print(f"optsearch: error: {where}{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("optsearch: interrupted", file=sys.stderr)

@@ -3,49 +3,121 @@
 Every finished trial is written as it arrives; the strategy is checkpointed after each tell. A search
 resumed from its db re-asks from the last checkpoint, finds the finished rules by fingerprint in the
 store and never trains them again, and stops at the budget of unique evaluations.
+
+Everything a search is given is checked before its db is opened, so bad input never leaves a db behind.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import math
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from optsearch.dsl import Rule, parse, rejection
-from optsearch.engine.executors import EvalJob, Executor, make_executor, run_job
-from optsearch.engine.store import Sample, Store, Trial
-from optsearch.strategies import make_strategy, state_from_bytes, state_to_bytes
-from optsearch.tasks.settings import PAPER_LRS, Settings
+from optsearch.engine.executors import EXECUTORS, EvalJob, Executor, make_executor, run_job
+from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, Trial
+from optsearch.strategies import Strategy, make_strategy, state_from_bytes, state_to_bytes
+from optsearch.tasks.results import Evaluation, Status
+from optsearch.tasks.settings import (
+    MAX_SEED,
+    PAPER_LRS,
+    Settings,
+    SettingsError,
+    check_choice,
+    check_int_in,
+    check_positive_int,
+)
 
 REJECTED_REWARD = 0.0
 """Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g)."""
+MAY_DIFFER_ON_RESUME = ("device", "data_dir")
+"""Settings a resumed search may change: where it trains, not what it computes."""
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """What makes two searches the same search: a db refuses to resume under a different config."""
+    """What makes two searches the same search: a db refuses to resume under a different config.
 
-    task: str | None
-    objective: str | None
-    strategy: str
-    seed: int
-    groups: int
-    decays: bool
-    steps: int | None
-    lrs: tuple[float, ...] | None
-    batch_size: int | None
-    precision: str
+    `settings` score the rules on a task; an objective search has none and names its `objective` instead.
+    One `seed` drives both the strategy and the evaluation.
+    """
+
+    settings: Settings | None
+    objective: str | None = None
+    strategy: str = "ppo"
+    seed: int = 0
+    groups: int = 2
+    decays: bool = False
     strategy_options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if (self.settings is None) == (self.objective is None):
+            raise SettingsError("give a task (its Settings) or an objective (a callable Rule -> float), not both")
+        check_int_in("seed", self.seed, 0, MAX_SEED)
+        if self.settings is not None and self.settings.seed != self.seed:
+            raise SettingsError(f"seed: got {self.seed} for the strategy and {self.settings.seed} in the settings; "
+                                "allowed: one seed for both")
+        check_positive_int("groups", self.groups)
+
+    def make_strategy(self) -> Strategy:
+        return make_strategy(self.strategy, groups=self.groups, seed=self.seed, decays=self.decays,
+                             **self.strategy_options)
+
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["lrs"] = list(self.lrs) if self.lrs is not None else None
-        return d
+        """Flat, as stores written before `Settings` existed (the committed docs/discovery dbs) hold it."""
+        evaluation = (self.settings.to_json() if self.settings is not None
+                      else dict.fromkeys(f.name for f in fields(Settings)))
+        return {**evaluation, "objective": self.objective, "strategy": self.strategy, "seed": self.seed,
+                "groups": self.groups, "decays": self.decays,
+                "strategy_options": json.loads(json.dumps(self.strategy_options))}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SearchConfig:
+        """Read `to_json` or the older flat form (no device/data_dir; lrs null for the paper's grid)."""
+        settings = None if d.get("task") is None else Settings(
+            d["task"], PAPER_LRS if d.get("lrs") is None else tuple(d["lrs"]), d.get("steps"), d.get("batch_size"),
+            d["seed"], d.get("device") or "cpu", d.get("data_dir"), d.get("precision", "auto"))
+        return cls(settings, d.get("objective"), d["strategy"], d["seed"], d["groups"], d["decays"],
+                   d.get("strategy_options", {}))
+
+    def differences(self, other: SearchConfig) -> list[str]:
+        """'key: db has X, this search has Y' for each fact that makes `other` (the db's) another search."""
+        mine, theirs = self.to_json(), other.to_json()
+        return [f"{k}: db has {theirs[k]!r}, this search has {v!r}" for k, v in mine.items()
+                if k not in MAY_DIFFER_ON_RESUME and theirs[k] != v]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How much a search session does and how it paces asks; not part of the config, so it may change on resume.
+
+    `batch` rules are asked per round (None: 8 × workers) and `ahead` rounds are asked before the oldest round's
+    rewards are told. Sampling stops after `max_samples` (None: 20 × budget).
+    """
+
+    budget: int
+    batch: int | None = None
+    ahead: int = 1
+    duplicate_penalty: float = 0.1
+    max_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int("budget", self.budget)
+        for name in ("batch", "max_samples"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        if isinstance(self.ahead, bool) or not isinstance(self.ahead, int) or self.ahead < 0:
+            raise SettingsError(f"ahead: got {self.ahead!r}; allowed: a whole number >= 0")
+        if not (isinstance(self.duplicate_penalty, int | float) and math.isfinite(self.duplicate_penalty)
+                and self.duplicate_penalty >= 0):
+            raise SettingsError(f"duplicate_penalty: got {self.duplicate_penalty!r}; allowed: a finite number >= 0")
 
 
 @dataclass
@@ -72,7 +144,7 @@ class Progress:
 
 @dataclass
 class SearchResult:
-    trials: list[Trial]  # best first, rejected ones excluded; baselines have strategy "baseline"
+    trials: list[Trial]  # best first, rejected ones excluded; baselines have strategy BASELINE
     n_samples: int
     n_unique: int
     stopped: str  # budget | sample cap | interrupted
@@ -84,16 +156,24 @@ class SearchResult:
 
 
 class ConfigMismatch(ValueError):
-    pass
+    """The db holds another search."""
+
+
+class SearchExists(ValueError):
+    """A fresh search (resume=False) was pointed at a db that already holds one."""
+
+
+class NotADatabase(ValueError):
+    """The db path is a directory or a file that is not a SQLite database."""
 
 
 def search(
-    task: str | None = "mnist1d",
+    task: str | None = None,
     objective: Callable[[Rule], float] | None = None,
     strategy: str = "ppo",
     budget: int = 100,
     db: str | Path | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     workers: int = 1,
     executor: str | Executor = "inline",
     address: str | None = None,
@@ -104,133 +184,193 @@ def search(
     decays: bool = False,
     batch: int | None = None,
     ahead: int = 1,
-    baselines: Sequence[str] = ("adam", "g"),
+    baselines: Sequence[str] = BASELINES,
     duplicate_penalty: float = 0.1,
     max_samples: int | None = None,
-    device: str = "cpu",
-    precision: str = "auto",
+    device: str | None = None,
+    precision: str | None = None,
     data_dir: str | None = None,
+    settings: Settings | None = None,
+    resume: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     **strategy_options: Any,
 ) -> SearchResult:
     """Search for update rules until `budget` unique rules are evaluated.
 
-    Score rules on a child `task` (batched evaluation, see `optsearch.evaluate`) or with any
-    `objective(rule) -> float` (which then replaces the task; it runs in this process). `db` is the
-    SQLite trial store; an existing one is resumed (its config must match). `batch` rules are asked per
-    round (default 8 × workers) and `ahead` rounds are asked before the oldest round's rewards are told,
-    so workers stay busy. Sampling stops after `max_samples` (default 20 × budget) so a collapsed
-    controller cannot loop forever. On a task, the `baselines` (rule texts; Adam and SGD by default) are
-    evaluated once under the same budget and stored with strategy "baseline", outside the budget, so every
-    leaderboard and report shows what a found rule has to beat. A rule already evaluated is told to the
-    strategy with its stored reward minus `duplicate_penalty`: without it the PPO controller collapsed onto
-    known rules (345 unique in 20,000 samples on mnist1d); the stored reward itself never changes.
+    Score rules on a child task, given as `settings` or as the keywords task/lrs/steps/batch_size/device/
+    precision/data_dir (default: mnist1d; batched evaluation, see `optsearch.evaluate`), or with any
+    `objective(rule) -> float` (it runs in this process). `db` is the SQLite trial store: `resume=None` resumes
+    an existing one (its config must match) or starts one; True requires one; False refuses one that holds a
+    search. A db without trials or samples (a start that failed) is taken over. See `Schedule` for batch, ahead
+    and max_samples. On a task, the `baselines` (rule texts; Adam and SGD by default) are evaluated once under
+    the same settings and stored with strategy BASELINE, outside the budget, so every leaderboard and report
+    shows what a found rule has to beat. A rule already evaluated is told to the strategy with its stored reward
+    minus `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345 unique in 20,000
+    samples on mnist1d); the stored reward itself never changes. Every argument is checked before the db is
+    opened: bad input raises a ValueError naming it and leaves no db behind.
     """
-    if duplicate_penalty < 0:
-        raise ValueError(f"duplicate_penalty must be >= 0, got {duplicate_penalty}")
-    if budget < 1:
-        raise ValueError(f"budget must be at least 1, got {budget}")
-    if task is None and objective is None:
-        raise ValueError("give a task (a child task name) or an objective (a callable Rule -> float)")
-    settings = None if objective is not None else Settings(
-        task, PAPER_LRS if lrs is None else lrs, steps, batch_size, seed, device, data_dir, precision)
-    config = SearchConfig(
-        task=None if objective is not None else task,
-        objective=None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__),
-        strategy=strategy, seed=seed, groups=groups, decays=decays, steps=steps,
-        lrs=tuple(float(x) for x in lrs) if lrs is not None else None, batch_size=batch_size,
-        precision=precision, strategy_options=dict(strategy_options),
-    )
-    store = Store(db if db is not None else ":memory:")
-    _check_config(store, config)
-    strat = make_strategy(strategy, groups=groups, seed=seed, decays=decays, **strategy_options)
-    step = 0
-    checkpoint = store.latest_checkpoint()
-    if checkpoint is not None:
-        step = checkpoint[0] + 1
-        strat.load_state_dict(state_from_bytes(checkpoint[2]))
-    own_executor = isinstance(executor, str)
-    ray_options = dict(address=address, gpus_per_worker=1 if device.startswith("cuda") else 0)
-    ex = (make_executor(executor, workers, **(ray_options if executor == "ray" else {}))
-          if isinstance(executor, str) else executor)
-    batch = batch or 8 * max(1, ex.workers)
-    max_samples = max_samples or 20 * budget
-    known = store.rewards_by_fingerprint()
-    if objective is None:
-        _evaluate_baselines(baselines, known, store, _Evaluator(config, settings, None, ex, "baseline"))
-    done = store.count_trials()
-    best = [t for t in store.trials(order="reward") if t.strategy != "baseline"]
-    progress = Progress(done, budget, store.count_samples(), best[0].reward if best else -math.inf,
-                        best[0].rule if best else None, time.time(), done)
-    evaluator = _Evaluator(config, settings, objective, ex, strategy)
-    rounds: deque[_Round] = deque()
-    stopped = "budget"
+    settings = _settings(task, objective, settings, seed, lrs=lrs, steps=steps, batch_size=batch_size,
+                         device=device, precision=precision, data_dir=data_dir)
+    seed = seed if seed is not None else settings.seed if settings is not None else 0
+    name = None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__)
+    config = SearchConfig(settings, name, strategy, seed, groups, decays, dict(strategy_options))
+    schedule = Schedule(budget, batch, ahead, duplicate_penalty, max_samples)
+    strat = config.make_strategy()
+    baseline_rules = [] if objective is not None else list(dict.fromkeys(parse(t) for t in baselines))
+    if isinstance(executor, str):
+        check_choice("executor", executor, EXECUTORS)
+        check_positive_int("workers", workers)
+        if settings is not None and executor != "ray":  # Ray's workers may have devices this machine lacks
+            settings.check_device()
+    _check_db_path(db, resume)
 
-    def record(trials: list[Trial]) -> None:
-        for trial in trials:
-            store.add_trial(trial)
-            known[trial.fingerprint] = trial.reward
-            progress.done += 1
-            if trial.reward > progress.best_reward:
-                progress.best_reward, progress.best_rule = trial.reward, trial.rule
-        if on_progress:
-            on_progress(progress)
-
+    store: Store | None = None
+    ex: Executor | None = None
     try:
-        told_new = done  # new rules of told rounds (and of earlier sessions): fixes the ask schedule
-        while True:
-            # Keep `ahead` rounds in flight beyond the oldest, so workers never idle while the strategy waits.
-            # Round j is asked right after round j - ahead - 1 is told, whatever finishes first, so the same
-            # seed gives the same search on any executor.
-            while len(rounds) <= ahead:
-                in_flight = sum(len(r.new) for r in rounds)
-                if told_new + in_flight >= budget:
-                    break
-                if progress.sampled + sum(len(r.rules) for r in rounds) >= max_samples:
-                    stopped = "sample cap"
-                    break
-                rules = strat.ask(batch)
-                flying = {r.fingerprint for rnd in rounds for r in rnd.new}
-                samples, new = _triage(rules, known, flying, strategy, step, store)
-                new = new[: budget - told_new - in_flight]
-                rounds.append(_Round(step, rules, samples, new, evaluator.submit(new, step)))
-                step += 1
-            if not rounds:
-                break
-            while rounds[0].pending:  # store every trial as it finishes, in any round
-                for trials in evaluator.wait([f for r in rounds for f in r.pending], rounds):
-                    record(trials)
-            rnd = rounds.popleft()
-            told = [(rule, s) for rule, s in zip(rnd.rules, rnd.samples, strict=True) if s.fingerprint in known]
-            for _, s in told:
-                s.reward = known[s.fingerprint]
-            strat.tell([r for r, _ in told],
-                       [s.reward - (duplicate_penalty if s.kind == "duplicate" else 0.0) for _, s in told])
-            store.add_samples([s for _, s in told])
-            told_new += len(rnd.new)
-            progress.sampled += len(told)
-            store.save_checkpoint(rnd.step, progress.sampled, state_to_bytes(strat.state_dict()))
-            if on_progress:
-                on_progress(progress)
-        if progress.done >= budget:
-            stopped = "budget"
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-        for rnd in rounds:
-            for future in rnd.pending:
-                future.cancel()
+        store = _open_store(db)
+        _claim(store, config, resume)
+        ex = executor if not isinstance(executor, str) else make_executor(
+            executor, workers, **(_ray_options(address, settings) if executor == "ray" else {}))
+        loop = SearchLoop(store, strat, _Evaluator(settings, objective, ex), schedule, on_progress)
+        stopped = loop.run(config.strategy, baseline_rules)
+        trials = [t for t in store.trials(order="reward") if t.status != Status.REJECTED]
+        return SearchResult(trials, store.count_samples(), store.count_trials(), stopped, store.path)
     finally:
-        if own_executor:
+        if ex is not None and isinstance(executor, str):
             ex.close()
-    trials = [t for t in store.trials(order="reward") if t.status != "rejected"]
-    result = SearchResult(trials, store.count_samples(), store.count_trials(), stopped, store.path)
-    store.close()
-    return result
+        if store is not None:
+            store.close()
+
+
+class SearchLoop:
+    """One session of a search: owns the rounds in flight, the rewards known by fingerprint and the progress.
+
+    The caller owns the store and the executor (and closes them). Round j is asked right after round
+    j - ahead - 1 is told, whatever finishes first, so the same seed gives the same search on any executor.
+    """
+
+    def __init__(self, store: Store, strategy: Strategy, evaluator: _Evaluator, schedule: Schedule,
+                 on_progress: Callable[[Progress], None] | None = None):
+        self.store, self.strategy, self.evaluator, self.schedule = store, strategy, evaluator, schedule
+        self.on_progress = on_progress or (lambda progress: None)
+        self.batch = schedule.batch or 8 * max(1, evaluator.workers)
+        self.max_samples = schedule.max_samples or 20 * schedule.budget
+        self.known = store.rewards_by_fingerprint()
+        self.rounds: deque[_Round] = deque()
+        self.step = 0
+        checkpoint = store.latest_checkpoint()
+        if checkpoint is not None:
+            self.step = checkpoint[0] + 1
+            strategy.load_state_dict(state_from_bytes(checkpoint[2]))
+        self.progress: Progress | None = None
+        self.told_new = 0  # new rules of told rounds (and of earlier sessions): fixes the ask schedule
+
+    def run(self, name: str, baselines: Sequence[Rule] = ()) -> str:
+        """Evaluate the missing `baselines`, then search as strategy `name`; returns why it stopped."""
+        try:
+            self._evaluate_baselines(baselines)
+            done = self.store.count_trials()
+            best = next((t for t in self.store.trials(order="reward") if t.strategy != BASELINE), None)
+            self.progress = Progress(done, self.schedule.budget, self.store.count_samples(),
+                                     best.reward if best else -math.inf, best and best.rule, time.time(), done)
+            self.told_new = done
+            return self._search(name)
+        except KeyboardInterrupt:
+            for rnd in self.rounds:
+                for future in rnd.pending:
+                    future.cancel()
+            return "interrupted"
+
+    def _evaluate_baselines(self, rules: Sequence[Rule]) -> None:
+        missing = [r for r in rules if r.fingerprint not in self.known]
+        pending = self.evaluator.submit(missing, -1)
+        while pending:
+            for future in self.evaluator.wait(list(pending)):
+                for trial in self.evaluator.trials(future, pending.pop(future), BASELINE):
+                    self.store.add_trial(trial)
+                    self.known[trial.fingerprint] = trial.reward
+
+    def _search(self, name: str) -> str:
+        stopped = "budget"
+        while True:
+            if self._ask_ahead(name):
+                stopped = "sample cap"
+            if not self.rounds:
+                break
+            self._tell_oldest(name)
+        return "budget" if self.progress.done >= self.schedule.budget else stopped
+
+    def _ask_ahead(self, name: str) -> bool:
+        """Keep `ahead` rounds in flight beyond the oldest, so workers never idle while the strategy waits.
+        Returns True when the sample cap stopped the asking."""
+        budget = self.schedule.budget
+        while len(self.rounds) <= self.schedule.ahead:
+            in_flight = sum(len(r.new) for r in self.rounds)
+            if self.told_new + in_flight >= budget:
+                return False
+            if self.progress.sampled + sum(len(r.rules) for r in self.rounds) >= self.max_samples:
+                return True
+            rules = self.strategy.ask(self.batch)
+            flying = {r.fingerprint for rnd in self.rounds for r in rnd.new}
+            samples, new = self._triage(rules, flying, name)
+            new = new[: budget - self.told_new - in_flight]
+            self.rounds.append(_Round(self.step, rules, samples, new, self.evaluator.submit(new, self.step)))
+            self.step += 1
+        return False
+
+    def _tell_oldest(self, name: str) -> None:
+        """Store every trial as it finishes (in any round) until the oldest round is complete, then tell it."""
+        while self.rounds[0].pending:
+            finished = self.evaluator.wait([f for r in self.rounds for f in r.pending])
+            for rnd in self.rounds:
+                for future in [f for f in rnd.pending if f in finished]:
+                    self._record(self.evaluator.trials(future, rnd.pending.pop(future), name))
+        rnd = self.rounds.popleft()
+        told = [(rule, s) for rule, s in zip(rnd.rules, rnd.samples, strict=True) if s.fingerprint in self.known]
+        for _, s in told:
+            s.reward = self.known[s.fingerprint]
+        penalty = self.schedule.duplicate_penalty
+        self.strategy.tell([r for r, _ in told], [s.reward - (penalty if s.kind == "duplicate" else 0.0)
+                                                  for _, s in told])
+        self.store.add_samples([s for _, s in told])
+        self.told_new += len(rnd.new)
+        self.progress.sampled += len(told)
+        self.store.save_checkpoint(rnd.step, self.progress.sampled, state_to_bytes(self.strategy.state_dict()))
+        self.on_progress(self.progress)
+
+    def _record(self, trials: list[Trial]) -> None:
+        for trial in trials:
+            self.store.add_trial(trial)
+            self.known[trial.fingerprint] = trial.reward
+            self.progress.done += 1
+            if trial.reward > self.progress.best_reward:
+                self.progress.best_reward, self.progress.best_rule = trial.reward, trial.rule
+        self.on_progress(self.progress)
+
+    def _triage(self, rules: list[Rule], flying: set[str], name: str) -> tuple[list[Sample], list[Rule]]:
+        """Split asked rules into known or in flight (reward comes from the store), rejected (stored now) and
+        new (to evaluate once)."""
+        samples, new, seen = [], [], set(flying)
+        for rule in rules:
+            fp = rule.fingerprint
+            kind = "duplicate" if fp in self.known or fp in seen else "new"
+            if kind == "new":
+                reason = rejection(rule)
+                if reason is not None:
+                    kind = "rejected"
+                    ev = self.evaluator.untrained(rule, Status.REJECTED, reason, REJECTED_REWARD)
+                    self.store.add_trial(Trial.from_evaluation(ev, rule, name, self.step))
+                    self.known[fp] = REJECTED_REWARD
+                else:
+                    new.append(rule)
+            seen.add(fp)
+            samples.append(Sample(self.step, str(rule), list(rule.tokens), fp, math.nan, kind))
+        return samples, new
 
 
 @dataclass
 class _Round:
-    """One ask: its rules and samples, the new ones being evaluated, and their unfinished futures."""
+    """One ask: its rules and samples, the new ones being evaluated, and their unfinished chunks."""
 
     step: int
     rules: list[Rule]
@@ -242,9 +382,10 @@ class _Round:
 class _Evaluator:
     """Sends new rules to the executor in chunks and turns finished chunks into Trials."""
 
-    def __init__(self, config: SearchConfig, settings: Settings | None, objective: Callable[[Rule], float] | None,
-                 ex: Executor, strategy: str):
-        self.config, self.settings, self.objective, self.ex, self.strategy = config, settings, objective, ex, strategy
+    def __init__(self, settings: Settings | None, objective: Callable[[Rule], float] | None, ex: Executor):
+        self.settings, self.objective, self.ex = settings, objective, ex
+        self.task = settings.task if settings is not None else "objective"
+        self.workers = ex.workers
         self.steps: dict[cf.Future, int] = {}
 
     def submit(self, rules: list[Rule], step: int) -> dict[cf.Future, list[Rule]]:
@@ -252,7 +393,7 @@ class _Evaluator:
             return {}
         if self.objective is not None:  # a user's callable may not pickle: run it here, now
             future: cf.Future = cf.Future()
-            future.set_result([_objective_result(rule, self.objective) for rule in rules])
+            future.set_result([self._objective(rule) for rule in rules])
             chunks = {future: rules}
         else:
             n = min(self.ex.workers, len(rules))
@@ -264,80 +405,90 @@ class _Evaluator:
         self.steps.update(dict.fromkeys(chunks, step))
         return chunks
 
-    def wait(self, futures: list[cf.Future], rounds: deque[_Round]):
-        """Yield the Trials of every chunk that finishes (at least one), removing it from its round."""
-        finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-        for rnd in rounds:
-            for future in [f for f in rnd.pending if f in finished]:
-                chunk = rnd.pending.pop(future)
-                try:
-                    results = future.result()
-                except Exception as exc:  # noqa: BLE001 - a failed batch is recorded, never dropped
-                    results = [dict(reward=0.0, status="failed", reason=f"{type(exc).__name__}: {exc}")] * len(chunk)
-                step = self.steps.pop(future)
-                yield [_trial(rule, res, self.strategy, step) for rule, res in zip(chunk, results, strict=True)]
+    @staticmethod
+    def wait(futures: list[cf.Future]) -> set[cf.Future]:
+        """Block until at least one of `futures` finishes; return the finished ones."""
+        return cf.wait(futures, return_when=cf.FIRST_COMPLETED)[0]
+
+    def trials(self, future: cf.Future, chunk: list[Rule], strategy: str) -> list[Trial]:
+        """The Trials of a finished chunk; a chunk whose evaluation broke is stored as failed, never dropped."""
+        try:
+            evals = [self._result(r) for r in future.result()]
+        except Exception as exc:  # noqa: BLE001 - a failed batch is recorded, never dropped
+            evals = [self.untrained(rule, Status.FAILED, f"{type(exc).__name__}: {exc}") for rule in chunk]
+        step = self.steps.pop(future)
+        return [Trial.from_evaluation(ev, rule, strategy, step) for rule, ev in zip(chunk, evals, strict=True)]
+
+    @staticmethod
+    def _result(r: Evaluation | dict[str, Any]) -> Evaluation:
+        """An objective's Evaluation, or a worker's (sent as `Evaluation.to_dict()`)."""
+        return r if isinstance(r, Evaluation) else Evaluation.from_dict(r)
+
+    def untrained(self, rule: Rule, status: Status, reason: str, reward: float = 0.0) -> Evaluation:
+        """The result of a rule that was never trained (rejected) or whose evaluation broke (failed)."""
+        return Evaluation(str(rule), self.task, reward, status, reason)
+
+    def _objective(self, rule: Rule) -> Evaluation:
+        start = time.perf_counter()
+        status, reason = Status.OK, None
+        try:
+            reward = float(self.objective(rule))
+            if not math.isfinite(reward):
+                status, reason, reward = Status.DIVERGED, f"objective returned {reward}", 0.0
+        except Exception as exc:  # noqa: BLE001 - a user's objective must not crash a long search
+            status, reason, reward = Status.FAILED, f"{type(exc).__name__}: {exc}", 0.0
+        return Evaluation(str(rule), self.task, reward, status, reason, wall_time=time.perf_counter() - start)
 
 
-def _evaluate_baselines(texts: Sequence[str], known: dict[str, float], store: Store, evaluator: _Evaluator) -> None:
-    rules = [r for r in dict.fromkeys(parse(t) for t in texts) if r.fingerprint not in known]
-    if not rules:
-        return
-    futures = evaluator.submit(rules, -1)
-    while futures:
-        for trials in evaluator.wait(list(futures), [_Round(-1, rules, [], rules, futures)]):
-            for trial in trials:
-                store.add_trial(trial)
-                known[trial.fingerprint] = trial.reward
+def _settings(task: str | None, objective: Callable[[Rule], float] | None, settings: Settings | None,
+              seed: int | None, **keywords: Any) -> Settings | None:
+    """The evaluation settings from `settings` or the keywords (None for an objective search), validated."""
+    given = sorted(k for k, v in {"task": task, **keywords}.items() if v is not None)
+    if objective is not None:
+        if settings is not None or given:
+            raise SettingsError(f"an objective search takes no task settings; got {', '.join(given) or 'settings'}")
+        return None
+    if settings is not None:
+        if given:
+            raise SettingsError(f"give settings or the keywords {', '.join(given)}, not both")
+        return settings
+    return Settings(task or "mnist1d", PAPER_LRS if keywords["lrs"] is None else tuple(keywords["lrs"]),
+                    keywords["steps"], keywords["batch_size"], 0 if seed is None else seed,
+                    keywords["device"] or "cpu", keywords["data_dir"], keywords["precision"] or "auto")
 
 
-def _check_config(store: Store, config: SearchConfig) -> None:
+def _ray_options(address: str | None, settings: Settings | None) -> dict[str, Any]:
+    gpus = 1 if settings is not None and settings.device.startswith("cuda") else 0
+    return dict(address=address, gpus_per_worker=gpus)
+
+
+def _check_db_path(db: str | Path | None, resume: bool | None) -> None:
+    """Refuse a db path that cannot hold a search (or, with resume=True, holds none), before opening it."""
+    if db is not None and Path(db).is_dir():
+        raise NotADatabase(f"db: {db} is a directory; allowed: a SQLite file (new, or an earlier search's)")
+    if resume and db is None:
+        raise NotADatabase("resume: no db given; allowed: resume with the db of an earlier search")
+    if resume and not Path(db).is_file():
+        raise NotADatabase(f"db: no search at {db} to resume; allowed: the db of an earlier search")
+
+
+def _open_store(db: str | Path | None) -> Store:
+    try:
+        return Store(db if db is not None else ":memory:")
+    except sqlite3.DatabaseError as exc:
+        raise NotADatabase(f"db: {db} is not a search database ({exc})") from None
+
+
+def _claim(store: Store, config: SearchConfig, resume: bool | None) -> None:
+    """Write `config` into a new db, or check it against the db's; a db holding no work is taken over."""
     stored = store.get_meta("config")
-    mine = config.to_json()
-    if stored is None:
-        store.set_meta("config", mine)
+    started = store.count_samples() or store.count_trials(evaluated_only=False)
+    if stored is None or not started:
+        store.set_meta("config", config.to_json())
         return
-    diff = [f"{k}: db has {stored.get(k)!r}, this search has {v!r}" for k, v in mine.items() if stored.get(k) != v]
+    if resume is False and store.count_samples():
+        raise SearchExists(f"{store.path} already holds a search; resume it or choose another db")
+    diff = config.differences(SearchConfig.from_json(stored))
     if diff:
         raise ConfigMismatch(f"{store.path} was written by a different search and cannot be resumed with this "
-                             "config (" + "; ".join(diff) + "); use another --db or the same settings")
-
-
-def _triage(rules: list[Rule], known: dict[str, float], flying: set[str], strategy: str, step: int,
-            store: Store) -> tuple[list[Sample], list[Rule]]:
-    """Split asked rules into known or in flight (reward comes from the store), rejected (stored now) and
-    new (to evaluate once)."""
-    samples, new, seen = [], [], set(flying)
-    for rule in rules:
-        fp = rule.fingerprint
-        kind = "duplicate" if fp in known or fp in seen else "new"
-        if kind == "new":
-            reason = rejection(rule)
-            if reason is not None:
-                kind = "rejected"
-                store.add_trial(Trial(str(rule), list(rule.tokens), fp, "rejected", REJECTED_REWARD, reason=reason,
-                                      complexity=rule.complexity, strategy=strategy, step=step))
-                known[fp] = REJECTED_REWARD
-            else:
-                new.append(rule)
-        seen.add(fp)
-        samples.append(Sample(step, str(rule), list(rule.tokens), fp, math.nan, kind))
-    return samples, new
-
-
-def _trial(rule: Rule, res: dict[str, Any], strategy: str, step: int) -> Trial:
-    return Trial(str(rule), list(rule.tokens), rule.fingerprint, res["status"], float(res["reward"]),
-                 best_lr=res.get("best_lr"), per_lr=res.get("per_lr", []), curve=res.get("curve", []),
-                 reason=res.get("reason"), complexity=rule.complexity, strategy=strategy, step=step,
-                 wall_time=float(res.get("wall_time", 0.0)))
-
-
-def _objective_result(rule: Rule, objective: Callable[[Rule], float]) -> dict[str, Any]:
-    start = time.perf_counter()
-    status, reason = "ok", None
-    try:
-        reward = float(objective(rule))
-        if not math.isfinite(reward):
-            status, reason, reward = "diverged", f"objective returned {reward}", 0.0
-    except Exception as exc:  # noqa: BLE001 - a user's objective must not crash a long search
-        status, reason, reward = "failed", f"{type(exc).__name__}: {exc}", 0.0
-    return dict(status=status, reward=reward, reason=reason, wall_time=time.perf_counter() - start)
+                             "config (" + "; ".join(diff) + "); use another db or the same settings")

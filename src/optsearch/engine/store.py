@@ -12,9 +12,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from optsearch.tasks.results import Evaluation, Status
+
+if TYPE_CHECKING:
+    from optsearch.dsl import Rule
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +60,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
+BASELINE = "baseline"
+"""The `strategy` of a trial that is a reference baseline, evaluated outside the search's budget."""
+BASELINES: tuple[str, ...] = ("adam", "g")
+"""The default reference baselines of a search on a task: Adam and SGD, as rule texts."""
+
+
 @dataclass
 class Trial:
     """One evaluated rule (unique by fingerprint)."""
@@ -62,7 +73,7 @@ class Trial:
     rule: str
     tokens: list[str]
     fingerprint: str
-    status: str  # ok | diverged | invalid | rejected | failed
+    status: Status
     reward: float
     best_lr: float | None = None
     per_lr: list[dict[str, Any]] = field(default_factory=list)
@@ -74,6 +85,16 @@ class Trial:
     wall_time: float = 0.0
     created_at: float = 0.0
     id: int | None = None
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+
+    @classmethod
+    def from_evaluation(cls, ev: Evaluation, rule: Rule, strategy: str, step: int) -> Trial:
+        """The stored form of `rule`'s evaluation, asked by `strategy` in round `step` (-1 for baselines)."""
+        return cls(str(rule), list(rule.tokens), rule.fingerprint, ev.status, float(ev.reward), best_lr=ev.best_lr,
+                   per_lr=[asdict(p) for p in ev.per_lr], curve=[asdict(c) for c in ev.curve], reason=ev.reason,
+                   complexity=rule.complexity, strategy=strategy, step=step, wall_time=float(ev.wall_time))
 
 
 @dataclass
