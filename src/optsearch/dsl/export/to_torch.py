@@ -329,7 +329,7 @@ def torch_module(rule: Rule, name: str) -> str:
     module = _MODULE.safe_substitute(
         title=name, name=name, where=_where(rule, prog),
         helpers=helpers, typing="from typing import Any\n" if stochastic else "",
-        rule_str=py_str(str(rule)), doc_infix=wrap_words(str(rule), 8), latex=wrap_words(rule.latex(), 16),
+        rule_str=py_str(str(rule)), doc_infix=wrap_words(str(rule), 8), latex=wrap_words(rule.latex(), 16, width=100),
         loop_vars=", ".join(loop[0]), loop_lists=", ".join(loop[1]),
         args_doc=args_doc, checks=checks, defaults=defaults, init=init, buffers=buffers,
         call="," + "\n" + " " * 23 + call.strip().rstrip(",") if call else "",
