@@ -268,6 +268,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- export ------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from optsearch.dsl.export import export
+
+    out = Path(args.output) if args.output else None
+    if out is not None and not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: the folder {out.parent} does not exist")
+    source = export(args.rule, to=args.to, name=args.name)
+    if out is None:
+        sys.stdout.write(source)
+    else:
+        out.write_text(source)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -341,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tasks", help="list the child tasks")
     p.add_argument("--data-dir", help="also look for datasets here (e.g. your CIFAR-10 python batches)")
     p.set_defaults(fn=cmd_tasks)
+
+    p = sub.add_parser("export", help="write a rule out as a standalone torch optimizer or optax transformation")
+    p.add_argument("rule", help="zoo name (powersign, nos12, ...) or rule text")
+    p.add_argument("--to", default="torch", help="torch (a torch.optim.Optimizer file) or optax")
+    p.add_argument("--name", help="class (torch) or function (optax) name; default from the zoo name, or FoundRule")
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.set_defaults(fn=cmd_export)
     return parser
 
 
