@@ -103,7 +103,7 @@ def main() -> None:
                  for k in ("final",)}["final"]
     print("reference ranking:", ", ".join(f"{RULES[i]} {reference[i]:.4f}" for i in np.argsort(-reference)))
     base_cost = None
-    print(f"\n| configuration | steps | reward | std | rho vs reference | cost |\n|---|---|---|---|---|---|")
+    print("\n| configuration | steps | reward | std | rho vs reference | cost |\n|---|---|---|---|---|---|")
     for c in configs:
         data = splits(pool, c.n_train, c.n_val)
         results, seconds = zip(*(run(data, c.steps, s, bf16) for s in range(seeds)), strict=True)

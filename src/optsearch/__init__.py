@@ -8,6 +8,7 @@
 
 from optsearch.dsl import Rule, RuleError, parse
 from optsearch.engine import search
+from optsearch.export import export
 from optsearch.optim import (
     AddSign,
     LinearCosineDecay,
@@ -24,6 +25,6 @@ from optsearch.tasks import Evaluation, evaluate
 
 __all__ = [
     "AddSign", "Evaluation", "LinearCosineDecay", "PowerSign", "Rule", "RuleError", "RuleOptimizer",
-    "cosine_decay", "evaluate", "linear_decay", "make_optimizer", "make_strategy", "parse", "restart_decay",
+    "cosine_decay", "evaluate", "export", "linear_decay", "make_optimizer", "make_strategy", "parse", "restart_decay",
     "search", "zoo",
 ]

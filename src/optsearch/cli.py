@@ -30,11 +30,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _rule(text: str):
-    """A zoo name or rule text → Rule."""
-    from optsearch.dsl import parse
-    from optsearch.optim import zoo
+    """A zoo name or rule text → Rule (RuleError, a ValueError, names what is wrong)."""
+    from optsearch.optim import resolve
 
-    return zoo[text].rule if text in zoo else parse(text)
+    return resolve(text)
 
 
 def _floats(text: str) -> list[float]:
@@ -270,7 +269,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --- export ------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from optsearch.dsl.export import export
+    from optsearch.export import export
 
     out = Path(args.output) if args.output else None
     if out is not None and not out.parent.is_dir():

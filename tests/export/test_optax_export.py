@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from optsearch.dsl.export import export
+from optsearch.export import export
 from optsearch.optim.zoo import zoo
 
 optax = pytest.importorskip("optax", reason="the optax export is tested where jax and optax are installed "

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from optsearch.dsl.export import export
+from optsearch.export import export
 from optsearch.optim import RuleOptimizer
 from optsearch.optim.zoo import zoo
 
@@ -162,7 +162,7 @@ def test_generated_files_pass_ruff(tmp_path, name):
 
 
 def test_the_exporters_numbers_are_the_optimizers():
-    from optsearch.dsl.export import code
+    from optsearch.export import code
     from optsearch.optim import functional
 
     assert code.BETAS == functional.BETAS and code.ADAM_EPS == functional.ADAM_EPS

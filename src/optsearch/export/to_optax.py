@@ -10,8 +10,8 @@ from string import Template
 from textwrap import wrap
 
 from optsearch.dsl import vocab
-from optsearch.dsl.export.code import DECAY_HELPERS, HELPER_ORDER, constants, program, py_str, wrap_words
 from optsearch.dsl.rule import Rule
+from optsearch.export.code import DECAY_HELPERS, HELPER_ORDER, constants, program, py_str, wrap_words
 
 _HELPERS: dict[str, str] = {
     "bias_correction": '''

@@ -1,4 +1,4 @@
-"""Exports: a rule written out as code a user takes home, beside its infix and LaTeX.
+"""Exports: a rule written out as code a user takes home (a layer above optim: it names zoo rules).
 
     source = export("powersign", to="torch")         # a standalone torch.optim.Optimizer file
     source = export("g * exp(sign(g) * sign(m))", to="optax", name="found_rule")
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import keyword
 
-from optsearch.dsl.errors import RuleError
-from optsearch.dsl.rule import Rule, parse
+from optsearch.dsl import Rule, RuleError
+from optsearch.optim.zoo import resolve, zoo
 
 TARGETS = ("torch", "optax")
 """What a rule can be exported to."""
@@ -20,7 +20,7 @@ TARGETS = ("torch", "optax")
 
 def default_name(rule: str | Rule, to: str) -> str:
     """`powersign` -> `PowerSign` (torch) / `powersign` (optax); free rule text -> `FoundRule` / `found_rule`."""
-    if isinstance(rule, str) and _zoo_rule(rule) is not None:
+    if isinstance(rule, str) and rule in zoo:
         if to == "optax":
             return rule.replace("-", "_")
         special = {"powersign": "PowerSign", "addsign": "AddSign", "rmsprop": "RMSProp", "sgd": "SGD"}
@@ -38,22 +38,14 @@ def export(rule: str | Rule, to: str = "torch", name: str | None = None) -> str:
         name = default_name(rule, to)
     if not isinstance(name, str) or not name.isidentifier() or not name.isascii() or keyword.iskeyword(name):
         raise ValueError(f"the name {name!r} is not a Python identifier (ASCII letters, digits, _; not a keyword)")
-    resolved = _zoo_rule(rule) if isinstance(rule, str) else None
-    resolved = resolved or parse(rule)
+    resolved = resolve(rule)
     if to == "torch":
-        from optsearch.dsl.export.to_torch import torch_module
+        from optsearch.export.to_torch import torch_module
 
         return torch_module(resolved, name)
-    from optsearch.dsl.export.to_optax import optax_module
+    from optsearch.export.to_optax import optax_module
 
     return optax_module(resolved, name)
-
-
-def _zoo_rule(text: str) -> Rule | None:
-    """The zoo's rule of that name (the zoo lives in optim; import it only when asked by name)."""
-    from optsearch.optim.zoo import zoo
-
-    return zoo[text].rule if text in zoo else None
 
 
 __all__ = ["TARGETS", "RuleError", "default_name", "export"]

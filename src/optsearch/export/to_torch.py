@@ -12,7 +12,9 @@ from string import Template
 from textwrap import wrap
 
 from optsearch.dsl import vocab
-from optsearch.dsl.export.code import (
+from optsearch.dsl.expr import functions
+from optsearch.dsl.rule import Rule
+from optsearch.export.code import (
     DECAY_HELPERS,
     HELPER_ORDER,
     Program,
@@ -22,8 +24,6 @@ from optsearch.dsl.export.code import (
     py_str,
     wrap_words,
 )
-from optsearch.dsl.expr import functions
-from optsearch.dsl.rule import Rule
 
 _HELPERS: dict[str, str] = {
     "scalar": '''
