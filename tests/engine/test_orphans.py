@@ -3,8 +3,6 @@
 Real `optsearch search --executor process --workers 2` subprocesses; the descendants are read from /proc.
 """
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,55 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from optsearch.engine.reaper import cmdline, descendants
 from optsearch.engine.store import Store, StoreError
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
 
 SEARCH = ["search", "--task", "digits", "--strategy", "random", "--budget", "500", "--steps", "30", "--lrs", "0.1",
           "--batch", "4", "--executor", "process", "--workers", "2"]
-
-
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time) of a live process, None once it is gone (a zombie counts as gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else (int(fields[1]), int(fields[19]))
-
-
-def descendants(pid: int) -> dict[int, int]:
-    """Every live process below `pid`: pid -> start time (so a reused pid is not mistaken for a survivor)."""
-    stats = {int(p): _stat(int(p)) for p in os.listdir("/proc") if p.isdigit()}
-    found, todo = {}, [pid]
-    while todo:
-        parent = todo.pop()
-        for child, stat in stats.items():
-            if stat is not None and stat[0] == parent:
-                found[child] = stat[1]
-                todo.append(child)
-    return found
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except OSError:
-        return ""
-
-
-def survivors(pids: dict[int, int], timeout: float = 20.0) -> list[str]:
-    """Poll until every process of `pids` has exited; the command lines of those still alive at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = [pid for pid, start in pids.items() if (s := _stat(pid)) is not None and s[1] == start]
-        if not alive or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    lines = [f"{pid}: {cmdline(pid)}" for pid in alive]
-    for pid in alive:  # leave nothing behind, even when failing
-        os.kill(pid, signal.SIGKILL)
-    return lines
 
 
 def stored_trials(db: Path, evaluated_only: bool = False) -> int:
@@ -88,14 +44,14 @@ def start_search(db: Path, past_baselines: bool = False) -> tuple[subprocess.Pop
     return proc, pids
 
 
-def test_sigkill_of_a_search_leaves_no_worker_or_resource_tracker(tmp_path):
+def test_sigkill_of_a_search_leaves_no_worker_or_resource_tracker(tmp_path, survivors):
     proc, pids = start_search(tmp_path / "s.sqlite")
     proc.kill()
     proc.communicate(timeout=10)
     assert survivors(pids) == []
 
 
-def test_sigterm_stops_a_search_like_ctrl_c_with_exit_code_143(tmp_path):
+def test_sigterm_stops_a_search_like_ctrl_c_with_exit_code_143(tmp_path, survivors):
     db = tmp_path / "s.sqlite"
     proc, pids = start_search(db, past_baselines=True)
     finished = stored_trials(db)
