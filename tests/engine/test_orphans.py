@@ -33,14 +33,19 @@ def start_search(db: Path, past_baselines: bool = False) -> tuple[subprocess.Pop
     is stored. Returns it and its descendants (the workers and multiprocessing's resource tracker)."""
     proc = subprocess.Popen([sys.executable, "-m", "optsearch.cli", *SEARCH, "--db", str(db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while stored_trials(db, past_baselines) == 0 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()
-    pids = descendants(proc.pid)
-    lines = [cmdline(pid) for pid in pids]
-    assert sum("spawn_main" in line for line in lines) == 2, lines
-    assert any("resource_tracker" in line for line in lines), lines
+    try:
+        deadline = time.monotonic() + 90
+        while stored_trials(db, past_baselines) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        pids = descendants(proc.pid)
+        lines = [cmdline(pid) for pid in pids]
+        assert sum("spawn_main" in line for line in lines) == 2, lines
+        assert any("resource_tracker" in line for line in lines), lines
+    except BaseException:
+        proc.terminate()  # a clean stop: this test must not itself leave a search behind
+        proc.communicate()
+        raise
     return proc, pids
 
 
