@@ -14,15 +14,17 @@ def wait_for_trials():
     so a test can interrupt a running search at a point where finished work exists."""
     import time
 
-    from optsearch.engine import Store
+    from optsearch.engine.store import Store, StoreError
 
     def wait(db, n: int, timeout: float = 120.0) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             time.sleep(0.2)
-            if db.exists():
-                with Store(db) as store:
+            try:
+                with Store(db, readonly=True) as store:  # the search holds the writer's lock
                     if store.count_trials() >= n:
                         return
+            except StoreError:  # not created yet, or its tables not yet
+                pass
 
     return wait

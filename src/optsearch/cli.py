@@ -1,12 +1,15 @@
 """The `optsearch` command: show, evaluate, search, tasks, benchmark, report.
 
-Bad input is one line on stderr and exit code 2, never a traceback.
+Bad input is one line on stderr and exit code 2, never a traceback. Ctrl-C (SIGINT) and SIGTERM stop a command
+the same way (a search keeps every finished trial and shuts its workers down); the exit code is then 130 after
+SIGINT and 143 after SIGTERM (128 + the signal's number).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +23,18 @@ console = Console()
 
 class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit code 2."""
+
+
+class _Interrupt:
+    """Exit code of an interrupted command: 128 + the number of the signal that stopped it."""
+
+    code = 128 + signal.SIGINT
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (kill, a scheduler's stop) is handled as Ctrl-C, so a search stops cleanly; exit code 143."""
+    _Interrupt.code = 128 + signum
+    raise KeyboardInterrupt
 
 
 class _Parser(argparse.ArgumentParser):
@@ -219,7 +234,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     console.print(leaderboard(result.trials, args.top))
     console.print(f"{result.n_unique} unique rules evaluated from {result.n_samples} sampled; "
                   f"stopped: {result.stopped}" + (f"; trials in {result.db}" if args.db else ""))
-    return 130 if result.stopped == "interrupted" else 0
+    return _Interrupt.code if result.stopped == "interrupted" else 0
 
 
 # --- tasks -------------------------------------------------------------------------------------
@@ -284,7 +299,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0],
+                     epilog="exit codes: 0 done, 2 bad input, 130 stopped by Ctrl-C (SIGINT), "
+                            "143 stopped by SIGTERM; a stopped search keeps every finished trial")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("show", help="show a rule: infix, LaTeX, token groups, state it needs")
@@ -372,6 +389,8 @@ EXPECTED_ERRORS = (UsageError, ValueError, OSError, sqlite3.DatabaseError)
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = None
+    _Interrupt.code = 128 + signal.SIGINT
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "threads", None):
@@ -386,7 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("optsearch: interrupted", file=sys.stderr)
-        return 130
+        return _Interrupt.code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """A real local Ray instance (2 CPUs): same results as inline, and a worker that dies is retried."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -82,10 +86,6 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, local_ray):
 
 
 def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path, wait_for_trials):
-    import signal
-    import subprocess
-    import sys
-
     db = tmp_path / "s.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "optsearch.cli", "search", "--task", "digits", "--strategy",
                              "random", "--budget", "500", "--steps", "30", "--lrs", "0.1", "--batch", "4",
@@ -98,3 +98,28 @@ def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path, wait_for_trials):
     assert "Traceback" not in err and "stopped: interrupted" in out
     with Store(db) as store:
         assert 4 <= store.count_trials() < 500
+
+
+def test_a_killed_driver_leaves_no_ray_process_and_no_session_files(survivors):
+    """kill -9 of the process that started a local Ray: Ray's processes and its temp folder are gone soon."""
+    from optsearch.engine.reaper import cmdline, descendants
+
+    code = ("from optsearch.engine.ray_executor import RayExecutor\n"
+            "ex = RayExecutor(workers=2)\n"
+            "print(ex.submit(abs, -1).result(), ex.temp_dir, flush=True)\n"
+            "import time; time.sleep(300)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        ready, temp_dir = proc.stdout.readline().split()
+        assert ready == "1" and os.path.isdir(temp_dir)
+        pids = descendants(proc.pid)
+        lines = [cmdline(pid) for pid in pids]
+        assert any("raylet" in line for line in lines) and any("Agent" in line for line in lines), lines
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert survivors(pids) == []
+    deadline = time.monotonic() + 20
+    while os.path.exists(temp_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(temp_dir), "Ray's session files were left behind"

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -62,23 +65,50 @@ class InlineExecutor:
         pass
 
 
-def _one_thread() -> None:
+def _start_worker(parent: int) -> None:
+    """Pool initializer: one torch thread, and a watch that ends the worker once `parent` is gone."""
     torch.set_num_threads(1)
+    threading.Thread(target=exit_when_orphaned, args=(parent,), daemon=True, name="optsearch-orphan-watch").start()
+
+
+def exit_when_orphaned(parent: int, every: float = 0.2) -> None:
+    """Exit this process as soon as its parent `parent` has died (it is then re-parented and getppid changes).
+
+    A killed search (kill -9, OOM killer) cannot shut its pool down, and a pool worker blocked on its job queue
+    never notices on its own: it and multiprocessing's resource tracker would run forever. Polling getppid is
+    portable across POSIX systems, unlike Linux's PR_SET_PDEATHSIG.
+    """
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 class ProcessExecutor:
-    """A local process pool, one torch thread per worker (2 × 1 thread beat 1 × 2 here by ~1.35×)."""
+    """A local process pool, one torch thread per worker (2 × 1 thread beat 1 × 2 here by ~1.35×).
+
+    Its workers exit by themselves within a fraction of a second if this process dies.
+    """
 
     def __init__(self, workers: int = 2):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
-        self.pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread)
+        self.pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
+                                           initargs=(os.getpid(),))
+        self.unfinished: set[cf.Future] = set()
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> cf.Future:
-        return self.pool.submit(fn, arg)
+        future = self.pool.submit(fn, arg)
+        self.unfinished.add(future)
+        future.add_done_callback(self.unfinished.discard)
+        return future
 
     def close(self) -> None:
+        """Shut the pool down. Jobs still running (the driver was interrupted and will not wait for them) are
+        ended by terminating their workers: a SIGTERM'd search must not wait minutes for an evaluation."""
+        if self.unfinished:
+            for process in list(self.pool._processes.values()):  # noqa: SLF001 - public only from Python 3.14
+                process.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

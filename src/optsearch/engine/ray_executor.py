@@ -1,7 +1,8 @@
 """Ray backend: the same jobs on a local Ray instance or an existing cluster.
 
 Without an address it starts a local instance sized to the machine (no dashboard, quiet, session files in a
-temporary folder) and on close shuts it down and removes that folder; with an address it joins the cluster
+temporary folder) and on close shuts it down and removes that folder; a reaper process does the same if this
+process dies without closing (kill -9), so a local Ray never outlives its search. With an address it joins the cluster
 (`ray start --head` on one machine, `ray start --address=HEAD:6379` on the others). A job whose worker process
 dies is retried by Ray (`max_retries`); one that still fails reaches the driver as an exception and is recorded
 as `failed`.
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
+
+from optsearch.engine.reaper import descendants, start_reaper
 
 
 def _ray():
@@ -40,7 +42,7 @@ class RayExecutor:
                  gpus_per_worker: float = 0, max_retries: int = 2, temp_dir: str | None = None):
         ray = _ray()
         self.started = not ray.is_initialized()
-        self.own_temp, self.temp_dir = False, None
+        self.temp_dir, self.reaper = None, None
         if self.started:
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                                           configure_logging=True)
@@ -48,10 +50,12 @@ class RayExecutor:
                 kwargs["address"] = address
             else:
                 kwargs["num_cpus"] = workers * cpus_per_worker if workers else os.cpu_count()
-                self.own_temp = temp_dir is None  # Ray's session files, removed again on close
-                kwargs["_temp_dir"] = temp_dir or tempfile.mkdtemp(prefix="optsearch-ray-")
-                self.temp_dir = kwargs["_temp_dir"]
+                kwargs["_temp_dir"] = self.temp_dir = temp_dir or tempfile.mkdtemp(prefix="optsearch-ray-")
+            before = descendants(os.getpid()).items()
             ray.init(**kwargs)
+            if not address:  # Ray's processes, and its session files unless the folder was the caller's
+                ours = dict(descendants(os.getpid()).items() - before)
+                self.reaper = start_reaper(ours, None if temp_dir else self.temp_dir)
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_worker)
         self.remote = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_retries=max_retries)(_call)
 
@@ -61,5 +65,6 @@ class RayExecutor:
     def close(self) -> None:
         if self.started:
             _ray().shutdown()
-        if self.own_temp:
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self.reaper is not None:  # removes the session files and anything the shutdown left
+            self.reaper.stdin.close()
+            self.reaper.wait()

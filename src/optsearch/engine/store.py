@@ -8,8 +8,11 @@ Each write commits at once, so a killed search loses nothing that had finished.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -111,21 +114,52 @@ class Sample:
     id: int | None = None
 
 
-class Store:
-    """A search's SQLite file. Open with `Store(path)`; ':memory:' works for tests."""
+class StoreError(ValueError):
+    """A path that cannot be a search's store: not SQLite, another program's database, or being written."""
 
-    def __init__(self, path: str | Path):
+
+class Store:
+    """A search's SQLite file. Open with `Store(path)`; ':memory:' works for tests.
+
+    A writable store holds an OS lock on the sidecar file `PATH.lock` until closed, so two searches never
+    write one db; the OS drops the lock when its process dies, so a killed search never blocks a resume.
+    `readonly=True` (reports, monitors) takes no lock and never changes the file; it refuses a file that
+    holds no search.
+    """
+
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = str(path)
+        self._lock: int | None = None
+        if readonly:
+            self.db = _connect_readonly(self.path)
+            if "trials" not in _tables(self.db, self.path):
+                self.db.close()
+                raise StoreError(f"{self.path} holds no optsearch search: no table trials")
+            return
         if self.path != ":memory:":
+            if Path(self.path).is_dir():
+                raise StoreError(f"{self.path} is a directory, not an SQLite database")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self.db.commit()
+        self.db = _connect(self.path)
+        try:
+            tables = _tables(self.db, self.path)
+            if tables and "trials" not in tables:
+                raise StoreError(f"{self.path} is another program's SQLite database (tables: "
+                                 f"{', '.join(sorted(tables))}), not an optsearch store; use another --db")
+            if self.path != ":memory:":
+                self._lock = _lock(self.path + ".lock", self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(f"BEGIN; {SCHEMA} COMMIT;")
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
+        if self._lock is not None:
+            _unlock(self.path + ".lock", self._lock)
+            self._lock = None
 
     def __enter__(self) -> Store:
         return self
@@ -210,3 +244,68 @@ def _trial(row: dict[str, Any]) -> Trial:
     for key in ("tokens", "per_lr", "curve"):
         row[key] = json.loads(row[key])
     return Trial(**row)
+
+
+def _connect_readonly(path: str) -> sqlite3.Connection:
+    """Open an existing file without ever writing to it (a WAL db being written still shows its commits)."""
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"no search database at {path}")
+    if p.is_dir():
+        raise StoreError(f"{path} is a directory, not an SQLite database")
+    return _connect(p.resolve().as_uri() + "?mode=ro", path)
+
+
+def _connect(target: str, path: str | None = None) -> sqlite3.Connection:
+    try:
+        return sqlite3.connect(target, uri=path is not None, timeout=30)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path or target}: {exc}") from None
+
+
+def _tables(db: sqlite3.Connection, path: str) -> set[str]:
+    """The file's table names; reading the schema is what tells an SQLite file from any other."""
+    try:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise StoreError(f"{path} is not an SQLite database") from None
+        raise StoreError(f"cannot read {path}: {exc}") from None
+
+
+def _lock(lock_path: str, db_path: str) -> int:
+    """Take the writer lock of a db (flock on a sidecar file, pid inside) or say who holds it."""
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise StoreError(f"{db_path} is being written by {holder}; wait for it to finish or use another "
+                             "--db") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file its last holder unlinked while we waited for it
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} ({_command()})".encode())
+            return fd
+        os.close(fd)
+
+
+def _unlock(lock_path: str, fd: int) -> None:
+    """Remove the lock file while still holding it (so no one locks a file about to vanish), then release."""
+    try:
+        os.unlink(lock_path)
+    finally:
+        os.close(fd)
+
+
+def _command() -> str:
+    """This process's command line, short: what a refused writer is told is holding the db."""
+    text = " ".join([Path(sys.orig_argv[0]).name, *sys.orig_argv[1:]])
+    text = " ".join(text.split())
+    return text if len(text) <= 80 else text[:77] + "..."

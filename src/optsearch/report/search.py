@@ -18,10 +18,13 @@ REFERENCES = {"Adam": "adam", "SGD": "g", "RMSProp": "rmsprop"}
 
 
 def write_report(db_path: str | Path, out_dir: str | Path, top: int = 10) -> Path:
-    """Write the search report for `db_path` into `out_dir`; returns the path of `index.html`."""
+    """Write the search report for `db_path` into `out_dir`; returns the path of `index.html`.
+
+    The db is opened read-only, so a report can run beside the search writing it and never alters a file that
+    is not a search (StoreError says what it is instead)."""
     if not Path(db_path).is_file():
         raise FileNotFoundError(f"no search database at {db_path}")
-    with Store(db_path) as store:
+    with Store(db_path, readonly=True) as store:
         trials, samples, config = store.trials(order="reward"), store.samples(), store.get_meta("config") or {}
     done = evaluated(trials)
     references = _references(done)
