@@ -20,10 +20,10 @@ from optsearch.optim import (
     zoo,
 )
 from optsearch.strategies import make_strategy
-from optsearch.tasks import Evaluation, evaluate
+from optsearch.tasks import Evaluation, Task, evaluate
 
 __all__ = [
     "AddSign", "Evaluation", "LinearCosineDecay", "PowerSign", "Rule", "RuleError", "RuleOptimizer",
     "cosine_decay", "evaluate", "linear_decay", "make_optimizer", "make_strategy", "parse", "restart_decay",
-    "search", "zoo",
+    "search", "Task", "zoo",
 ]

@@ -135,7 +135,7 @@ def search(
     settings = None if objective is not None else Settings(
         task, PAPER_LRS if lrs is None else lrs, steps, batch_size, seed, device, data_dir, precision)
     config = SearchConfig(
-        task=None if objective is not None else task,
+        task=None if settings is None else settings.task,  # a Task object is known by its name
         objective=None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__),
         strategy=strategy, seed=seed, groups=groups, decays=decays, steps=steps,
         lrs=tuple(float(x) for x in lrs) if lrs is not None else None, batch_size=batch_size,
