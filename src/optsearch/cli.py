@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-fraction", type=float, default=1.0, help="use this fraction of the training set")
     p.add_argument("--eval-size", type=int, help="evaluate on the first N validation/test examples")
     p.add_argument("--data-dir")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1 is fastest for small models on a shared machine; more for big ones)")
     p.set_defaults(fn=cmd_benchmark)
 
     p = sub.add_parser("report", help="HTML + markdown report of a search db or a transfer benchmark")
