@@ -3,7 +3,8 @@
 The work: 8 rules × 6 learning rates × `--steps` steps of batch 128 on mnist1d. `evaluate` trains all 48 members
 as one stacked MLP; the naive way trains 48 nn.Module MLPs one after another, each with its own RuleOptimizer, on
 the same minibatches from the same initial weights. Also printed: how a batched step splits into forward+backward
-and the optimizer update, and Fashion-MNIST ConvNet training images/second in fp32 against bf16+channels-last.
+and the optimizer update, and Fashion-MNIST ConvNet training images/second in fp32 against bf16 (channels-last
+both, as the trainers run it).
 
     python benchmarks/evaluate_throughput.py [--steps 1000] [--threads 1] [--conv-steps 30]
 """
@@ -11,7 +12,6 @@ and the optimizer update, and Fashion-MNIST ConvNet training images/second in fp
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 
 import torch
@@ -19,9 +19,10 @@ import torch.nn.functional as F
 
 from optsearch.optim import RuleOptimizer, compute_update, init_state, zoo
 from optsearch.tasks import DatasetMissing, evaluate, get_task
-from optsearch.tasks.models import ConvNet, StackedMLP
+from optsearch.tasks.models import StackedMLP
 from optsearch.tasks.population import minibatches, rule_generator, stable_seed
-from optsearch.tasks.registry import fast_bf16, load_splits
+from optsearch.tasks.precision import autocast, fast_bf16, images_last, model_last
+from optsearch.tasks.registry import load_splits
 from optsearch.tasks.settings import PAPER_LRS
 
 RULES = ("sgd", "adam", "rmsprop", "powersign", "addsign", "nos3", "nos5", "nos12")
@@ -99,10 +100,7 @@ def step_shares(steps: int) -> tuple[float, float]:
 def conv_images_per_second(bf16: bool, steps: int, batch: int = 100) -> float:
     """Fashion-MNIST ConvNet training throughput with Adam written as a rule (the trainer's update code)."""
     data = load_splits("fashion_mnist_conv")
-    spec = get_task("fashion_mnist_conv").model
-    model = ConvNet(spec.mean, spec.std, spec.image_size)
-    layout = torch.channels_last if bf16 else torch.contiguous_format
-    model = model.to(memory_format=layout)
+    model = model_last(get_task("fashion_mnist_conv").model())
     params = list(model.parameters())
     rule = zoo["adam"].rule
     states = [init_state(rule, p) for p in params]
@@ -110,9 +108,8 @@ def conv_images_per_second(bf16: bool, steps: int, batch: int = 100) -> float:
     for step, index in enumerate(minibatches(len(data.y_train), batch, steps + warmup, SEED, "cpu"), 1):
         if step == warmup + 1:
             start = time.perf_counter()
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with autocast:
-            logits = model(data.x_train[index].contiguous(memory_format=layout))
+        with autocast(torch.device("cpu"), bf16):
+            logits = model(images_last(data.x_train[index]))
         loss = F.cross_entropy(logits.float(), data.y_train[index])
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():

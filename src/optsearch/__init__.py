@@ -21,10 +21,10 @@ from optsearch.optim import (
     zoo,
 )
 from optsearch.strategies import make_strategy
-from optsearch.tasks import Evaluation, evaluate
+from optsearch.tasks import Evaluation, Task, evaluate
 
 __all__ = [
     "AddSign", "Evaluation", "LinearCosineDecay", "PowerSign", "Rule", "RuleError", "RuleOptimizer",
-    "cosine_decay", "evaluate", "export", "linear_decay", "make_optimizer", "make_strategy", "parse", "restart_decay",
-    "search", "zoo",
+    "cosine_decay", "evaluate", "export", "linear_decay", "make_optimizer", "make_strategy", "parse",
+    "restart_decay", "search", "Task", "zoo",
 ]

@@ -148,8 +148,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 # --- evaluate ----------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from optsearch.tasks import evaluate
+    from optsearch.tasks import evaluate, get_task
 
+    scoring = get_task(args.task).scoring
     rules = [_rule(text) for text in args.rules]
     kwargs = dict(task=args.task, lrs=args.lrs, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                   device=args.device, precision=args.precision)
@@ -161,8 +162,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   TextColumn("member-steps"), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         job = bar.add_task("evaluate", total=None)
         evals = evaluate(rules, progress=lambda done, total: bar.update(job, completed=done, total=total), **kwargs)
-    table = Table(title=f"{args.task}: reward = best validation accuracy over the learning-rate grid")
-    for col in ("rule", "reward", "best lr", "test acc", "status", "time (s)"):
+    table = Table(title=f"{args.task}: reward = best validation {scoring.reward_text} over the learning-rate grid")
+    for col in ("rule", "reward", "best lr", f"test {scoring.reward_text}", "status", "time (s)"):
         table.add_column(col, justify="left" if col in ("rule", "status") else "right")
     for text, ev in zip(args.rules, evals, strict=True):
         d = ev.to_dict()
@@ -242,7 +243,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from optsearch.tasks import task_table
 
     rows = task_table(args.data_dir)
-    table = Table(title="child tasks")
+    table = Table(title="tasks (for evaluate, search and benchmark); a search's reward is higher-is-better",
+                  caption="your own task: --task path/to/file.py:make_task (a function returning optsearch.Task)")
     for i, col in enumerate(rows[0]):
         table.add_column(col, no_wrap=i == 0)
     for row in rows:
@@ -310,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_show)
 
     def child_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--task", default="mnist1d", help="child task (see `optsearch tasks`)")
+        p.add_argument("--task", default="mnist1d", help="a task (see `optsearch tasks`) or path/to/file.py:make_task")
         p.add_argument("--lrs", type=_floats, help="learning-rate grid, e.g. 1e-4,1e-3,1e-2")
         p.add_argument("--steps", type=int, help="training steps per member (default: the task's)")
         p.add_argument("--batch-size", type=int, help="minibatch size (default: the task's)")
@@ -349,16 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="transfer benchmark: optimizers × lr grid × seeds on a bigger task")
     p.add_argument("optimizers", nargs="+", help="zoo names (sgd, momentum, adam, powersign-ld, ...) or rules")
     p.add_argument("--task", default="fashion_mnist_conv",
-                   help="fashion_mnist_conv, fashion_mnist_resnet, kjv_char_lstm, cifar10_conv, cifar10_resnet")
-    p.add_argument("--epochs", type=int)
+                   help="a task (see `optsearch tasks`) or path/to/file.py:make_task")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the task's benchmark budget)")
     p.add_argument("--lrs", type=_floats, help="learning-rate grid (default: 7 log-spaced values)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", help="directory for benchmark.json, summary.csv, curves.csv")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="minibatch size (default: the task's benchmark budget)")
     p.add_argument("--steps-per-epoch", type=int, help="cap on minibatches per epoch")
     p.add_argument("--data-fraction", type=float, default=1.0, help="use this fraction of the training set")
     p.add_argument("--eval-size", type=int, help="evaluate on the first N validation/test examples")
     p.add_argument("--data-dir")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1 is fastest for small models on a shared machine; more for big ones)")
     p.set_defaults(fn=cmd_benchmark)
 
     p = sub.add_parser("report", help="HTML + markdown report of a search db or a transfer benchmark")
@@ -370,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_whole(1), default=10)
     p.set_defaults(fn=cmd_report)
 
-    p = sub.add_parser("tasks", help="list the child tasks")
+    p = sub.add_parser("tasks", help="list the tasks: metric, search and benchmark budgets, whether data is here")
     p.add_argument("--data-dir", help="also look for datasets here (e.g. your CIFAR-10 python batches)")
     p.set_defaults(fn=cmd_tasks)
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from optsearch.dsl import parse
-from optsearch.tasks import Evaluation, evaluate, task_table
+from optsearch.tasks import Evaluation, evaluate, task_table, text
 from optsearch.tasks import population as pop
 
 FAST = dict(task="digits", steps=40, batch_size=32)
@@ -107,12 +107,15 @@ def test_bad_arguments_are_clear_errors():
         evaluate("g", precision="fp8", **FAST)
 
 
-def test_task_table_lists_every_task_and_whether_its_data_is_here(cifar_dir):
+def test_task_table_lists_every_task_its_metric_budgets_and_whether_its_data_is_here(cifar_dir):
     rows = {r["name"]: r for r in task_table()}
-    assert list(rows) == ["mnist1d", "digits", "fashion_mnist_conv", "cifar10_conv"]
+    assert list(rows)[:7] == ["mnist1d", "digits", "fashion_mnist_conv", "fashion_mnist_resnet", "cifar10_conv",
+                              "cifar10_resnet", "kjv_char_lstm"]
     assert rows["mnist1d"]["data present"] == "yes" and rows["cifar10_conv"]["data present"] == "no"
     assert {r["name"]: r for r in task_table(cifar_dir)}["cifar10_conv"]["data present"] == "yes"
     assert rows["mnist1d"]["train / val / test"] == "3200 / 800 / 1000"
+    assert rows["mnist1d"]["search (steps×batch)"] == "1000×128" and rows["mnist1d"]["benchmark (epochs×batch)"]
+    assert (rows["kjv_char_lstm"]["metric"], rows["kjv_char_lstm"]["reward"]) == ("perplexity", "1/perplexity")
 
 
 @pytest.mark.slow
@@ -126,3 +129,14 @@ def test_progress_counts_every_member_step():
     evaluate(["g", "adam"], lrs=[0.01, 0.1], progress=lambda done, total: calls.append((done, total)), **FAST)
     assert calls[-1] == (4 * FAST["steps"], 4 * FAST["steps"])
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_resnet_tasks_evaluate_like_the_convnet(fashion_dir):
+    ev = evaluate("adam", task="fashion_mnist_resnet", data_dir=fashion_dir, steps=2, batch_size=30, lrs=[1e-3])
+    assert ev.status == "ok" and 0 <= ev.reward <= 1 and len(ev.curve) == 2
+
+
+@pytest.mark.skipif(not text.BIBLE_DATA.exists(), reason="Debian packages bible-kjv and bible-kjv-text are missing")
+def test_the_language_task_evaluates_with_reward_one_over_perplexity():
+    ev = evaluate("adam", task="kjv_char_lstm", steps=2, lrs=[1e-2])
+    assert ev.status == "ok" and 1 / 256 < ev.reward < 1  # trained 2 steps: near a uniform guess, not below it

@@ -1,11 +1,9 @@
 import pytest
 import torch
 
-from optsearch.tasks.data import Splits
-from optsearch.tasks.models import ConvNet
-from optsearch.transfer.models import CharLSTM
-from optsearch.transfer.tasks import TransferTask
-from optsearch.transfer.text import BYTES, byte_sequences
+from optsearch.tasks import Task
+from optsearch.tasks.models import CharLSTM, ConvNet
+from optsearch.tasks.text import BYTES, byte_sequences
 
 TEXT = "In the beginning God created the heaven and the earth. And the earth was without form, and void. " * 40
 
@@ -22,14 +20,15 @@ def _images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture
-def image_task() -> TransferTask:
-    splits = Splits(*_images(400, 0), *_images(100, 1), *_images(100, 2))
-    return TransferTask("tiny_images", "synthetic 8×8 quadrants", "accuracy", lambda _: splits,
-                        lambda: ConvNet((0.3,), (0.2,), 8, classes=4, width=4), epochs=2, batch_size=50, image=True)
+def image_task() -> Task:
+    return Task.from_tensors("tiny_images", lambda: ConvNet((0.3,), (0.2,), 8, classes=4, width=4),
+                             train=_images(400, 0), val=_images(100, 1), test=_images(100, 2), steps=10,
+                             batch_size=50, epochs=2)
 
 
 @pytest.fixture
-def text_task() -> TransferTask:
-    splits = byte_sequences(TEXT, seq_len=16)
-    return TransferTask("tiny_text", "a repeated sentence", "perplexity", lambda _: splits,
-                        lambda: CharLSTM(BYTES, embed=8, hidden=16), epochs=2, batch_size=16, image=False)
+def text_task() -> Task:
+    s = byte_sequences(TEXT, seq_len=16)
+    return Task.from_tensors("tiny_text", lambda: CharLSTM(BYTES, embed=8, hidden=16), train=(s.x_train, s.y_train),
+                             val=(s.x_val, s.y_val), test=(s.x_test, s.y_test), steps=10, batch_size=16, epochs=2,
+                             metric="perplexity")

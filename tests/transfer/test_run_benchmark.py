@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from optsearch.tasks import text
 from optsearch.tasks.data import DatasetMissing
-from optsearch.transfer import text
 from optsearch.transfer.benchmark import DEFAULT_LRS, run_benchmark
 
 

@@ -1,12 +1,17 @@
-"""Child tasks and the evaluator: offline datasets, small models, the population trainer, evaluate(rule) -> reward."""
+"""Tasks and the evaluator: the one task registry (built-in datasets and models, or your own), the population
+trainer, evaluate(rule) -> reward."""
 
 from optsearch.tasks.data import DatasetMissing, Splits
 from optsearch.tasks.evaluate import evaluate, evaluate_settings
-from optsearch.tasks.registry import TASKS, Task, get_task, task_table
+from optsearch.tasks.metrics import METRICS, Metric
+from optsearch.tasks.models import MLP
+from optsearch.tasks.registry import TASKS, Task, TaskError, get_task, register, task_table
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
 from optsearch.tasks.settings import PAPER_LRS, PRECISIONS, Settings, SettingsError
 
 __all__ = [
+    "METRICS",
+    "MLP",
     "PAPER_LRS",
     "PRECISIONS",
     "TASKS",
@@ -14,13 +19,16 @@ __all__ = [
     "DatasetMissing",
     "Evaluation",
     "LrResult",
+    "Metric",
     "Settings",
     "SettingsError",
     "Splits",
     "Status",
     "Task",
+    "TaskError",
     "evaluate",
     "evaluate_settings",
     "get_task",
+    "register",
     "task_table",
 ]

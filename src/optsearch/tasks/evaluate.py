@@ -1,10 +1,10 @@
-"""`evaluate`: the reward of update rules, as in the paper — train the child network with each rule over a grid of
-learning rates and keep the best validation accuracy. Test accuracy is recorded, never used to select."""
+"""`evaluate`: the reward of update rules, as in the paper — train the task's network with each rule over a grid of
+learning rates and keep the best validation score (accuracy, 1/perplexity, ...: higher is better). The test
+score is recorded, never used to select."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import overload
 
@@ -12,34 +12,36 @@ import torch
 
 from optsearch.dsl import Rule, parse
 from optsearch.optim.zoo import zoo
-from optsearch.tasks.models import ConvNet
 from optsearch.tasks.population import RuleRun, curve_steps, train_sequential, train_stacked
-from optsearch.tasks.registry import MLP, fast_bf16, get_task, load_splits
-from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
+from optsearch.tasks.precision import fast_bf16
+from optsearch.tasks.registry import Task, get_task, load_splits
+from optsearch.tasks.results import CurvePoint, Evaluation, Status
 from optsearch.tasks.settings import PAPER_LRS, Settings
 
 Progress = Callable[[int, int], None]
 
 
 @overload
-def evaluate(rules: str | Rule, task: str = ..., lrs: Sequence[float] | None = ..., steps: int | None = ...,
+def evaluate(rules: str | Rule, task: str | Task = ..., lrs: Sequence[float] | None = ..., steps: int | None = ...,
              batch_size: int | None = ..., seed: int = ..., device: str | torch.device = ...,
              data_dir: str | Path | None = ..., precision: str = ...,
              progress: Progress | None = ...) -> Evaluation: ...
 @overload
-def evaluate(rules: Sequence[str | Rule], task: str = ..., lrs: Sequence[float] | None = ...,
+def evaluate(rules: Sequence[str | Rule], task: str | Task = ..., lrs: Sequence[float] | None = ...,
              steps: int | None = ..., batch_size: int | None = ..., seed: int = ...,
              device: str | torch.device = ..., data_dir: str | Path | None = ...,
              precision: str = ..., progress: Progress | None = ...) -> list[Evaluation]: ...
 
 
-def evaluate(rules: str | Rule | Sequence[str | Rule], task: str = "mnist1d", lrs: Sequence[float] | None = None,
+def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = "mnist1d", lrs: Sequence[float] | None = None,
              steps: int | None = None, batch_size: int | None = None, seed: int = 0,
              device: str | torch.device = "cpu", data_dir: str | Path | None = None,
              precision: str = "auto", progress: Progress | None = None,
              ) -> Evaluation | list[Evaluation]:
     """Train `task`'s child network with each rule at each learning rate; one Evaluation per rule.
 
+    `task`: a task name (`optsearch tasks`), a spec "path/to/file.py:make_task" / "package.module:make_task"
+    naming a function that returns a Task, or a Task object (registered in this process by its name).
     `rules`: a rule (Rule, infix text or zoo name such as "adam") or a list of them. All (rule, lr) members of
     one call train together on the same minibatches; equal rules are trained once. `lrs` defaults to the paper's
     grid, `steps` and `batch_size` to the task's budget; every rule gets total_steps = steps. The same rules,
@@ -90,12 +92,11 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
                 done += n
                 progress(done, total)
 
-        if isinstance(spec.model, MLP):
+        if spec.stacked:
             train_stacked(spec.model.sizes, data, list(runs.values()), s.steps, s.batch_size, s.seed, bf16, advance)
         else:
-            model = spec.model
-            build = partial(ConvNet, model.mean, model.std, model.image_size)
-            train_sequential(build, data, list(runs.values()), s.steps, s.batch_size, s.seed, bf16, advance)
+            train_sequential(spec.model, spec.scoring, data, list(runs.values()), s.steps, s.batch_size, s.seed,
+                             bf16, advance)
     return [e if isinstance(e, Evaluation) else _summarize(runs[e], s.task, s.steps, s.batch_size, s.seed)
             for e in evaluations]
 
@@ -114,13 +115,13 @@ def _summarize(run: RuleRun, task: str, steps: int, batch_size: int, seed: int) 
                     wall_time=run.seconds)
     if run.error is not None:
         return ev
-    ev.per_lr = [LrResult(m.lr, m.val_acc, m.test_acc, m.loss, m.diverged_at is not None) for m in run.members]
-    trained = [m for m in run.members if m.diverged_at is None]
+    ev.per_lr = run.results
+    trained = [r for r in run.results if not r.diverged]
     if not trained:
         ev.status = Status.DIVERGED
-        ev.reason = f"every learning rate diverged (by step {max(m.diverged_at for m in run.members)})"
+        ev.reason = f"every learning rate diverged (by step {max(r.diverged_at for r in run.results)})"
         return ev
-    best = max(trained, key=lambda m: m.val_acc)  # the first listed among ties
+    best = max(trained, key=lambda r: r.val_acc)  # the first listed among ties
     ev.status, ev.reward, ev.best_lr = Status.OK, best.val_acc, best.lr
     ev.curve = [CurvePoint(s, a) for s, a in zip(curve_steps(steps), best.curve, strict=True)]
     return ev

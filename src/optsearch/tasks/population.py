@@ -6,7 +6,9 @@ rule's noise comes from a generator seeded by the seed and the rule's text. So a
 
 Two trainers share the update code (`optsearch.optim.functional`): `train_stacked` runs every member of an MLP
 task as one stacked model (tiny MLPs are overhead-bound, so one batched step beats many small ones), and
-`train_sequential` runs ConvNet members one after another (they are compute-bound; copies gain nothing).
+`train_sequential` runs the members of any other model one after another (ConvNets are compute-bound: a vmap
+population of 8 ran at 0.3× the speed of sequential training). Both fill `LrResult`s; the sequential trainer
+scores with the task's metric through `tasks.metrics.measure`, as the benchmark does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -25,33 +26,24 @@ from torch import Tensor, nn
 from optsearch.dsl import Rule
 from optsearch.optim.functional import compute_update, compute_updates, init_state
 from optsearch.tasks.data import Splits
+from optsearch.tasks.metrics import Metric, measure
 from optsearch.tasks.models import StackedMLP, seeded
+from optsearch.tasks.precision import autocast, images_last, model_last
+from optsearch.tasks.results import LrResult
 
 CURVE_POINTS = 5
-"""Validation accuracy is recorded at this many evenly spaced steps (the last one is the end of training)."""
+"""The validation score is recorded at this many evenly spaced steps (the last one is the end of training)."""
 LOSS_TAIL = 0.1
 """A member's final loss is its mean minibatch loss over this last fraction of the steps."""
 
 
 @dataclass
-class MemberResult:
-    """What one (rule, lr) member reached. A diverged member (loss or weights not finite) scores 0 from then on."""
-
-    lr: float
-    curve: list[float] = field(default_factory=list)  # validation accuracy at `curve_steps(steps)`
-    val_acc: float = 0.0
-    test_acc: float = 0.0
-    loss: float | None = None
-    diverged_at: int | None = None  # the step at which it went non-finite
-
-
-@dataclass
 class RuleRun:
-    """One rule and the learning rates to try it at; the trainer fills `members`, or `error` if the rule fails."""
+    """One rule and the learning rates to try it at; the trainer fills `results`, or `error` if the rule fails."""
 
     rule: Rule
     lrs: Sequence[float]
-    members: list[MemberResult] = field(default_factory=list)
+    results: list[LrResult] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0  # this rule's share of the training time
 
@@ -89,7 +81,7 @@ def _describe(error: Exception) -> str:
 
 def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], steps: int, batch_size: int,
                   seed: int, bf16: bool = False, advance: Callable[[int], None] | None = None) -> None:
-    """Train all members of `runs` as one StackedMLP of layer `sizes`; fills each run's `members` or `error`.
+    """Train all members of `runs` as one StackedMLP of layer `sizes`; fills each run's `results` or `error`.
 
     Each run's members are a contiguous block of rows, updated by one `compute_update` call on that block (the
     Python loop is over rules, not members). `bf16` runs the forward and backward under bfloat16 autocast.
@@ -133,7 +125,7 @@ def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], s
 
     for step, index in enumerate(minibatches(len(data.y_train), batch_size, steps, seed, device), 1):
         x, y = data.x_train[index], data.y_train[index]
-        with _autocast(device, bf16):
+        with autocast(device, bf16):
             logits = model(x)
         losses = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(k), reduction="none").view(k, -1).mean(1)
         bad = alive & ~torch.isfinite(losses.detach())
@@ -177,8 +169,8 @@ def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], s
         run.seconds = elapsed * len(run.lrs) / k
         if run.error is not None:
             continue
-        run.members = [MemberResult(lrs[i], curves[i], curves[i][-1], test_acc[i],
-                                    None if diverged_at[i] is not None else final_loss[i], diverged_at[i])
+        run.results = [LrResult(lrs[i], curves[i][-1], test_acc[i],
+                                None if diverged_at[i] is not None else final_loss[i], diverged_at[i], curves[i])
                        for i in range(block.start, block.stop)]
 
 
@@ -186,43 +178,40 @@ def _stacked_accuracy(model: StackedMLP, x: Tensor, y: Tensor) -> Tensor:
     return (model(x).argmax(-1) == y).sum(1).double() / len(y)
 
 
-def train_sequential(build: Callable[[], nn.Module], data: Splits, runs: Sequence[RuleRun], steps: int,
-                     batch_size: int, seed: int, bf16: bool = False,
+def train_sequential(build: Callable[[], nn.Module], metric: Metric, data: Splits, runs: Sequence[RuleRun],
+                     steps: int, batch_size: int, seed: int, bf16: bool = False,
                      advance: Callable[[int], None] | None = None) -> None:
-    """Train each member of `runs` on its own copy of `build()`, one after another; fills `members` or `error`.
+    """Train each member of `runs` on its own copy of `build()`, one after another; fills `results` or `error`.
 
-    `bf16` runs forward and backward under bfloat16 autocast with channels-last tensors (several times faster
-    on CPUs with native bf16); weights, optimizer state and loss stay float32.
+    The loss is the one `metric` implies; scores are `metric`'s rewards. `bf16` runs forward and backward under
+    bfloat16 autocast; image batches go channels-last. Weights, optimizer state and loss stay float32.
     """
     for run in runs:
         start_time = time.perf_counter()
         try:
-            run.members = [_train_member(build, data, run.rule, lr, steps, batch_size, seed, bf16, advance)
+            run.results = [_train_member(build, metric, data, run.rule, lr, steps, batch_size, seed, bf16, advance)
                            for lr in run.lrs]
         except Exception as error:  # a rule must never crash the population
-            run.error, run.members = _describe(error), []
+            run.error, run.results = _describe(error), []
         run.seconds = time.perf_counter() - start_time
 
 
-def _train_member(build: Callable[[], nn.Module], data: Splits, rule: Rule, lr: float, steps: int,
-                  batch_size: int, seed: int, bf16: bool,
-                  advance: Callable[[int], None] | None = None) -> MemberResult:
+def _train_member(build: Callable[[], nn.Module], metric: Metric, data: Splits, rule: Rule, lr: float, steps: int,
+                  batch_size: int, seed: int, bf16: bool, advance: Callable[[int], None] | None) -> LrResult:
     device = data.x_train.device
-    model = seeded(build, stable_seed("init", seed)).to(device)
-    if bf16:
-        model = model.to(memory_format=torch.channels_last)
+    model = model_last(seeded(build, stable_seed("init", seed)).to(device))
     params = list(model.parameters())
     states = [init_state(rule, p) for p in params]
     generator = rule_generator(rule, device, seed, lr)
     checkpoints = curve_steps(steps)
     tail = max(1, math.ceil(LOSS_TAIL * steps))
-    member, loss_sum = MemberResult(lr), 0.0
+    result, loss_sum = LrResult(lr), 0.0
     for step, index in enumerate(minibatches(len(data.y_train), batch_size, steps, seed, device), 1):
-        with _autocast(device, bf16):
-            logits = model(_layout(data.x_train[index], bf16))
-        loss = F.cross_entropy(logits.float(), data.y_train[index])
+        with autocast(device, bf16):
+            output = model(images_last(data.x_train[index]))
+        loss = metric.loss(output, data.y_train[index])
         if not torch.isfinite(loss):
-            member.diverged_at = step
+            result.diverged_at = step
             break
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
@@ -234,33 +223,14 @@ def _train_member(build: Callable[[], nn.Module], data: Splits, rule: Rule, lr: 
             advance(1)
         if step in checkpoints:
             if not all(torch.isfinite(t).all() for t in (*params, *model.buffers())):
-                member.diverged_at = step
+                result.diverged_at = step
                 break
-            member.curve.append(_accuracy(model, data.x_val, data.y_val, bf16))
-    if member.diverged_at is not None:
+            result.curve.append(metric.reward(measure(model, data.x_val, data.y_val, metric, bf16)))
+    if result.diverged_at is not None:
         if advance is not None:
-            advance(steps - member.diverged_at + 1)
-        member.curve += [0.0] * (len(checkpoints) - len(member.curve))
-        return member
-    member.val_acc, member.loss = member.curve[-1], loss_sum / tail
-    member.test_acc = _accuracy(model, data.x_test, data.y_test, bf16)
-    return member
-
-
-def _autocast(device: torch.device, bf16: bool) -> torch.autocast | nullcontext:
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-
-
-def _layout(x: Tensor, bf16: bool) -> Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if bf16 else x
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: Tensor, y: Tensor, bf16: bool, chunk: int = 1000) -> float:
-    model.eval()
-    correct = 0
-    for start in range(0, len(y), chunk):
-        with _autocast(x.device, bf16):
-            correct += (model(_layout(x[start:start + chunk], bf16)).argmax(1) == y[start:start + chunk]).sum().item()
-    model.train()
-    return correct / len(y)
+            advance(steps - result.diverged_at + 1)
+        result.curve += [0.0] * (len(checkpoints) - len(result.curve))
+        return result
+    result.val_acc, result.loss = result.curve[-1], loss_sum / tail
+    result.test_acc = metric.reward(measure(model, data.x_test, data.y_test, metric, bf16))
+    return result

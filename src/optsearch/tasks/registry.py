@@ -1,50 +1,108 @@
-"""The named child tasks: dataset, model and default budget, and the listing behind `optsearch tasks`."""
+"""The one task registry: every task, built in or your own, is usable by `evaluate`, `search` and `benchmark`.
+
+A task is named three ways: a built-in name (`optsearch tasks` lists them), the name of a Task registered in this
+process (`register`, or passing the Task object itself), or a spec `path/to/file.py:make_task` /
+`package.module:make_task` naming a function that returns a Task. A spec is a plain string, so process and Ray
+workers import the same file by themselves; it is imported once per process, never `eval`ed.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
-import torch
+from torch import Tensor, nn
 
-from optsearch.tasks import data
+from optsearch.tasks import data, text
 from optsearch.tasks.data import Splits
+from optsearch.tasks.metrics import Metric, get_metric
+from optsearch.tasks.models import MLP, CharLSTM, ConvNet, ResNet
+from optsearch.tasks.precision import fast_bf16  # noqa: F401  (its old home; kept importable here)
 
 
-@dataclass(frozen=True)
-class MLP:
-    """A ReLU MLP with these layer sizes; its members train as one stacked model."""
-
-    sizes: tuple[int, ...]
+class TaskError(ValueError):
+    """A task name or spec that does not resolve, or a Task built with bad fields; the message says what is allowed."""
 
 
-@dataclass(frozen=True)
-class Conv:
-    """The paper's ConvNet on images normalized with the dataset's channel `mean` and `std`."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    image_size: int
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise TaskError(f"{name}: got {value!r}; allowed: a whole number >= 1")
 
 
 @dataclass(frozen=True)
 class Task:
+    """A model trained on data, with its metric and default budgets.
+
+    `model` builds a fresh, randomly initialized nn.Module; an `MLP` trains its search members as one stacked
+    model, anything else trains them one after another. `metric` is accuracy, perplexity or mse; a search's
+    reward is always higher-is-better in [0, 1] (accuracy, 1/perplexity, 1/(1+mse); see `tasks.metrics`).
+    `steps` × `batch_size` is the search budget per (rule, lr) member; `epochs` × `benchmark_batch_size` the
+    benchmark's per run. `files(data_dir)` lists the files it reads (None: unknown without a data_dir).
+    """
+
     name: str
     description: str
     load: Callable[[Path | None], Splits]  # data_dir -> splits
-    sizes: tuple[int, int, int]  # train / validation / test examples of the full dataset
-    model: MLP | Conv
-    steps: int  # default budget: minibatch steps per member
+    model: Callable[[], nn.Module]
+    steps: int
     batch_size: int
-    files: Callable[[Path | None], list[Path] | None]  # files it reads (None: cannot know without data_dir)
-    source: str  # where the data comes from
+    epochs: int
+    benchmark_batch_size: int
+    metric: str = "accuracy"
+    sizes: tuple[int, int, int] | None = None  # train / validation / test examples, where known
+    files: Callable[[Path | None], list[Path] | None] = field(default=lambda _: [], repr=False)
+    source: str = "in memory"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or ":" in self.name or self.name != self.name.strip():
+            raise TaskError(f"task name: got {self.name!r}; allowed: a non-empty name without ':' or outer spaces")
+        get_metric(self.metric)
+        for key in ("steps", "batch_size", "epochs", "benchmark_batch_size"):
+            _positive(key, getattr(self, key))
+        if isinstance(self.model, MLP) and self.metric != "accuracy":
+            raise TaskError(f"task {self.name}: a stacked MLP is scored by accuracy, got metric {self.metric!r}")
+
+    @property
+    def scoring(self) -> Metric:
+        return get_metric(self.metric)
+
+    @property
+    def stacked(self) -> bool:
+        """Whether search members train as one stacked model (tiny MLPs) rather than one after another."""
+        return isinstance(self.model, MLP)
 
     def data_present(self, data_dir: Path | None = None) -> bool:
         files = self.files(data_dir)
         return files is not None and all(f.exists() for f in files)
+
+    @classmethod
+    def from_tensors(cls, name: str, build_model: Callable[[], nn.Module], train: tuple[Tensor, Tensor],
+                     val: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], steps: int, batch_size: int,
+                     metric: str = "accuracy", epochs: int = 5, benchmark_batch_size: int | None = None,
+                     description: str = "") -> Task:
+        """Your own task from a model factory and (inputs, targets) tensors of the three splits.
+
+        Classification takes integer class targets (metric accuracy or, for sequences, perplexity); regression
+        takes float targets with metric "mse" (MSE loss; reward 1/(1+mse)). Validation picks the learning rate;
+        test is only reported.
+        """
+        parts = []
+        for split, pair in (("train", train), ("val", val), ("test", test)):
+            if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(isinstance(t, Tensor) for t in pair)
+                    and len(pair[0]) == len(pair[1]) > 0):
+                raise TaskError(f"{split}: allowed: a pair (inputs, targets) of tensors with the same number (>0) "
+                                "of examples")
+            parts += list(pair)
+        splits = Splits(*parts)
+        return cls(name, description or f"{name}: your tensors", lambda _: splits, build_model, steps, batch_size,
+                   epochs, benchmark_batch_size or batch_size, metric, splits.sizes)
 
 
 def _fashion_files(data_dir: Path | None) -> list[Path]:
@@ -56,54 +114,155 @@ def _cifar_files(data_dir: Path | None) -> list[Path] | None:
     return None if data_dir is None else [Path(data_dir) / name for name in data.CIFAR10_FILES]
 
 
+def _text_files(data_dir: Path | None) -> list[Path]:
+    return [text.BIBLE_DATA] if data_dir is None else [Path(data_dir)]
+
+
+FASHION = dict(load=data.load_fashion_mnist, sizes=(54000, 6000, 10000), files=_fashion_files,
+               source="apt package dataset-fashion-mnist, or data_dir", steps=500, batch_size=100, epochs=5,
+               benchmark_batch_size=100)
+FASHION_STATS = ((0.2860,), (0.3530,))
+CIFAR = dict(load=data.load_cifar10, sizes=(45000, 5000, 10000), files=_cifar_files,
+             source="data_dir: your cifar-10-batches-py folder", steps=500, batch_size=100, epochs=5,
+             benchmark_batch_size=100)
+CIFAR_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task("mnist1d", "MNIST-1D, 10 classes of length-40 signals; MLP 40-100-100-10. The default search proxy.",
-         data.load_mnist1d, (3200, 800, 1000), MLP((40, 100, 100, 10)), steps=1000, batch_size=128,
-         files=lambda _: [], source="generated by the mnist1d package, cached"),
+         data.load_mnist1d, MLP((40, 100, 100, 10)), steps=1000, batch_size=128, epochs=40,
+         benchmark_batch_size=128, sizes=(3200, 800, 1000), source="generated by the mnist1d package, cached"),
     Task("digits", "scikit-learn's 8×8 digits; MLP 64-64-10. A seconds-long sanity task.",
-         data.load_digits, (1150, 288, 359), MLP((64, 64, 10)), steps=300, batch_size=64,
-         files=lambda _: [], source="bundled with scikit-learn"),
+         data.load_digits, MLP((64, 64, 10)), steps=300, batch_size=64, epochs=20, benchmark_batch_size=64,
+         sizes=(1150, 288, 359), source="bundled with scikit-learn"),
     Task("fashion_mnist_conv", "Fashion-MNIST 28×28; the paper's child ConvNet (2 × conv-ReLU-BN-pool, dense).",
-         data.load_fashion_mnist, (54000, 6000, 10000), Conv((0.2860,), (0.3530,), 28), steps=500,
-         batch_size=100, files=_fashion_files,
-         source="apt package dataset-fashion-mnist, or data_dir"),
+         model=partial(ConvNet, *FASHION_STATS, 28), **FASHION),
+    Task("fashion_mnist_resnet", "Fashion-MNIST 28×28; a small ResNet (3 stages, widths 16/32/64), the deeper "
+         "model", model=partial(ResNet, *FASHION_STATS), **FASHION),
     Task("cifar10_conv", "CIFAR-10 32×32 RGB; the paper's child ConvNet (2 × conv-ReLU-BN-pool, dense).",
-         data.load_cifar10, (45000, 5000, 10000), Conv((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 32),
-         steps=500, batch_size=100, files=_cifar_files,
-         source="data_dir: your cifar-10-batches-py folder"),
+         model=partial(ConvNet, *CIFAR_STATS, 32), **CIFAR),
+    Task("cifar10_resnet", "CIFAR-10 32×32 RGB; a small ResNet, the paper's Table 1 at small scale.",
+         model=partial(ResNet, *CIFAR_STATS), **CIFAR),
+    Task("kjv_char_lstm", "King James Bible (data_dir: any other text file); a byte-level LSTM language model "
+         "(hidden 128, 64-byte sequences) standing in for GNMT", text.load_kjv, partial(CharLSTM, text.BYTES),
+         steps=300, batch_size=32, epochs=3, benchmark_batch_size=32, metric="perplexity",
+         sizes=(59512, 3307, 3307), files=_text_files, source="apt packages bible-kjv bible-kjv-text, or a text "
+         "file as data_dir"),
 )}
-"""Every child task by name."""
+"""Every built-in task by name."""
+
+_registered: dict[str, Task] = {}
+_imported: dict[str, Task] = {}
 
 
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-    return TASKS[name]
+def register(task: Task) -> str:
+    """Make `task` known to this process by its name (a later Task of the same name replaces it); returns the
+    name. Process and Ray workers do not see it: give them a spec string instead."""
+    if not isinstance(task, Task):
+        raise TaskError(f"register takes a Task, got {type(task).__name__}")
+    if task.name in TASKS and TASKS[task.name] is not task:
+        raise TaskError(f"task name {task.name!r} is a built-in task's; name yours differently")
+    _registered[task.name] = task
+    return task.name
+
+
+def is_spec(name: str) -> bool:
+    return ":" in name
+
+
+def get_task(name: str | Task) -> Task:
+    """The Task named by a built-in or registered name or a `file.py:function` / `module:function` spec."""
+    if isinstance(name, Task):
+        return name
+    if not isinstance(name, str):
+        raise TaskError(f"a task is a name, a spec 'file.py:function' or a Task, got {type(name).__name__}")
+    if name in TASKS or name in _registered:
+        return TASKS.get(name) or _registered[name]
+    if is_spec(name):
+        key = normalize_spec(name)
+        if key not in _imported:
+            _imported[key] = _import_task(key)
+        return _imported[key]
+    raise TaskError(f"unknown task {name!r}; choose one of {', '.join([*TASKS, *_registered])}, or give "
+                    "path/to/file.py:make_task or package.module:make_task")
+
+
+def normalize_spec(spec: str) -> str:
+    """A spec with a file path made absolute, so workers started elsewhere find the same file."""
+    target, _, function = spec.rpartition(":")
+    if not target or not function.isidentifier():
+        raise TaskError(f"task spec {spec!r}: allowed: path/to/file.py:function or package.module:function")
+    if _is_file(target):
+        return f"{Path(target).expanduser().resolve()}:{function}"
+    return spec
+
+
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def _import_task(spec: str) -> Task:
+    target, _, function = spec.rpartition(":")
+    if _is_file(target):
+        path = Path(target)
+        if not path.is_file():
+            raise TaskError(f"task spec {spec!r}: file {path} not found")
+        name = f"optsearch_user_task_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module  # so pickling and dataclasses in the file work
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as error:
+            del sys.modules[name]
+            raise TaskError(f"task spec {spec!r}: importing {path} failed: {type(error).__name__}: {error}") from None
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as error:
+            raise TaskError(f"task spec {spec!r}: cannot import {target}: {type(error).__name__}: {error}") from None
+    make = getattr(module, function, None)
+    if not callable(make):
+        defined = [k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+                   and getattr(v, "__module__", None) == module.__name__]
+        raise TaskError(f"task spec {spec!r}: {target} has no function {function!r}; it defines: "
+                        f"{', '.join(defined) or 'none'}")
+    try:
+        task = make()
+    except Exception as error:
+        raise TaskError(f"task spec {spec!r}: {function}() raised {type(error).__name__}: {error}") from None
+    if not isinstance(task, Task):
+        raise TaskError(f"task spec {spec!r}: {function}() returned {type(task).__name__}, not an optsearch Task "
+                        "(build one with optsearch.Task.from_tensors)")
+    return task
+
+
+def load_splits(task: str | Task, data_dir: Path | None = None) -> Splits:
+    """A task's splits, loaded once per process (searches evaluate thousands of rules on the same data)."""
+    return _load(get_task(task), None if data_dir is None else Path(data_dir))
 
 
 @lru_cache(maxsize=4)
-def load_splits(name: str, data_dir: Path | None = None) -> Splits:
-    """A task's splits, loaded once per process (searches evaluate thousands of rules on the same data)."""
-    return get_task(name).load(data_dir)
-
-
-def fast_bf16(device: str | torch.device) -> bool:
-    """Whether bfloat16 autocast speeds the ConvNet up here: on CPUs with native bf16 it is 2.5-3× faster than
-    fp32 (measured, with channels-last); elsewhere on CPU it is slower, so fp32 is kept."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+def _load(task: Task, data_dir: Path | None) -> Splits:
+    return task.load(data_dir)
 
 
 def task_table(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """One row per task for `optsearch tasks`: name, split sizes, default budget, whether its data is here."""
+    """One row per task for `optsearch tasks`: metric and reward, budgets, model, data sizes, whether it is here."""
     folder = None if data_dir is None else Path(data_dir)
     return [{
         "name": t.name,
-        "train / val / test": " / ".join(str(n) for n in t.sizes),
-        "model": "MLP " + "-".join(map(str, t.model.sizes)) if isinstance(t.model, MLP) else "ConvNet",
-        "default budget": f"{t.steps} steps × batch {t.batch_size}",
+        "metric": t.metric,
+        "reward": t.scoring.reward_text,
+        "search (steps×batch)": f"{t.steps}×{t.batch_size}",
+        "benchmark (epochs×batch)": f"{t.epochs}×{t.benchmark_batch_size}",
+        "model": _model_name(t.model),
+        "train / val / test": "?" if t.sizes is None else " / ".join(str(n) for n in t.sizes),
         "data present": "yes" if t.data_present(folder) else "no",
         "source": t.source,
-    } for t in TASKS.values()]
+    } for t in [*TASKS.values(), *_registered.values()]]
+
+
+def _model_name(model: Callable[[], nn.Module]) -> str:
+    if isinstance(model, MLP):
+        return "MLP " + "-".join(map(str, model.sizes))
+    return getattr(getattr(model, "func", model), "__name__", type(model).__name__)

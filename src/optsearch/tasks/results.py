@@ -25,28 +25,39 @@ class Status(StrEnum):
 
 @dataclass
 class LrResult:
-    """One learning rate's run. A diverged run scores 0 accuracy and has no loss."""
+    """One (rule, learning-rate) member's run, as the trainers fill it.
+
+    Scores are on the reward scale, higher is better (accuracy; 1/perplexity; 1/(1+mse): see `tasks.metrics`),
+    under the names `val_acc` / `test_acc` that stored searches already use. A diverged member (loss or weights
+    non-finite at step `diverged_at`) scores 0 from then on and has no loss.
+    """
 
     lr: float
-    val_acc: float
-    test_acc: float
-    loss: float | None  # mean training loss over the last 10% of the steps
-    diverged: bool
+    val_acc: float = 0.0
+    test_acc: float = 0.0
+    loss: float | None = None  # mean training loss over the last 10% of the steps
+    diverged_at: int | None = None
+    curve: list[float] = field(default_factory=list)  # validation score at `curve_steps(steps)`
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
 
 
 @dataclass
 class CurvePoint:
     step: int
-    val_acc: float
+    val_acc: float  # the validation score on the reward scale, as in LrResult
 
 
 @dataclass
 class Evaluation:
     """A rule's reward on a task and how it was reached.
 
-    reward: the best final validation accuracy over the learning-rate grid (0 when diverged or invalid).
-    status: see `Status`; `reason` says why when it is not ok. `curve` is the validation accuracy of the best
-    learning rate at a few steps.
+    reward: the best final validation score over the learning-rate grid, higher is better, in [0, 1]: accuracy,
+    or 1/perplexity = exp(-mean cross-entropy) for language tasks, 1/(1+mse) for regression (0 when diverged or
+    invalid). status: see `Status`; `reason` says why when it is not ok. `curve` is the validation score of the
+    best learning rate at a few steps.
     `wall_time` is this rule's share of the training time in seconds.
     """
 

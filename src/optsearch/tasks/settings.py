@@ -30,12 +30,13 @@ class SettingsError(ValueError):
 class Settings:
     """Which task, learning-rate grid, budget, seed, device and precision score a rule.
 
-    `steps` / `batch_size` None mean the task's default budget (`resolved()` fills them in). `device` is checked
-    for form here; whether such a device exists is checked where training happens (`check_device`), since a Ray
-    cluster's workers may have GPUs the driver lacks.
+    `task` is a task name or a `file.py:function` spec (see `tasks.registry`); a spec's file path is made
+    absolute so workers find it. `steps` / `batch_size` None mean the task's default budget (`resolved()` fills
+    them in). `device` is checked for form here; whether such a device exists is checked where training happens
+    (`check_device`), since a Ray cluster's workers may have GPUs the driver lacks.
     """
 
-    task: str = "mnist1d"
+    task: str = "mnist1d"  # a Task object given here is registered in this process and replaced by its name
     lrs: tuple[float, ...] = PAPER_LRS
     steps: int | None = None
     batch_size: int | None = None
@@ -45,9 +46,13 @@ class Settings:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
-        from optsearch.tasks.registry import get_task
+        from optsearch.tasks.registry import Task, get_task, is_spec, normalize_spec, register
 
         try:
+            if isinstance(self.task, Task):
+                object.__setattr__(self, "task", register(self.task))
+            elif isinstance(self.task, str) and is_spec(self.task):
+                object.__setattr__(self, "task", normalize_spec(self.task))
             get_task(self.task)
         except ValueError as error:
             raise SettingsError(f"task: {error}") from None

@@ -1,11 +1,11 @@
-"""The transfer benchmark: optimizers found by the search against SGD, Momentum, Adam and RMSProp on larger tasks."""
+"""The transfer benchmark: optimizers found by the search against SGD, Momentum, Adam and RMSProp on any task of
+the registry (`optsearch.tasks`), with the paper's tables and merging of runs done apart."""
 
 from optsearch.transfer.benchmark import DEFAULT_LRS, run_benchmark, summary_table
 from optsearch.transfer.results import BenchmarkResult, Stat, Summary
-from optsearch.transfer.tasks import TASKS, TransferTask, get_task
-from optsearch.transfer.train import Budget, Epoch, Run, train
+from optsearch.transfer.train import Budget, Epoch, Run, train_run
 
 __all__ = [
-    "DEFAULT_LRS", "TASKS", "BenchmarkResult", "Budget", "Epoch", "Run", "Stat", "Summary", "TransferTask",
-    "get_task", "run_benchmark", "summary_table", "train",
+    "DEFAULT_LRS", "BenchmarkResult", "Budget", "Epoch", "Run", "Stat", "Summary", "run_benchmark", "summary_table",
+    "train_run",
 ]

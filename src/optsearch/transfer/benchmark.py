@@ -1,5 +1,5 @@
 """The transfer benchmark (the paper's Tables 1 and 2, scaled to a CPU): optimizers × learning rates × seeds on a
-transfer task, each optimizer reported at the learning rate its validation metric picks."""
+task of the registry, each optimizer reported at the learning rate its validation metric picks."""
 
 from __future__ import annotations
 
@@ -16,22 +16,22 @@ from rich.table import Table
 
 from optsearch.optim import make_optimizer
 from optsearch.tasks.data import Splits
-from optsearch.tasks.registry import fast_bf16
+from optsearch.tasks.precision import fast_bf16
+from optsearch.tasks.registry import Task, get_task, load_splits
 from optsearch.transfer.results import BenchmarkResult, Stat
-from optsearch.transfer.tasks import TransferTask, get_task
-from optsearch.transfer.train import Budget, OptimizerFactory, train
+from optsearch.transfer.train import Budget, OptimizerFactory, train_run
 
 DEFAULT_LRS = tuple(float(10.0**k) for k in range(-5, 2))
 """Seven log-spaced learning rates, 1e-5 .. 10, as the paper's grid: wide enough for SGD, Adam and the sign rules."""
 
 
-def run_benchmark(optimizers: Sequence[str], task: str | TransferTask, epochs: int | None = None,
+def run_benchmark(optimizers: Sequence[str], task: str | Task, epochs: int | None = None,
                   lrs: Sequence[float] | None = None, seeds: int = 3, out_dir: str | Path | None = None,
                   batch_size: int | None = None, steps_per_epoch: int | None = None, data_fraction: float = 1.0,
                   eval_size: int | None = None, data_dir: str | Path | None = None, bf16: bool | None = None,
                   console: Console | None = None) -> BenchmarkResult:
     """Train every optimizer (a zoo name such as `adam`, `momentum`, `powersign-cd`, or rule text) at every lr of
-    the grid with seeds 0..seeds-1 on `task` (a name in `transfer.TASKS`, or your own TransferTask); print the
+    the grid with seeds 0..seeds-1 on `task` (a task name, a "file.py:make_task" spec, or a Task); print the
     summary table; write JSON and CSV to `out_dir` if given (rewritten after every optimizer, so a long benchmark
     that is stopped keeps what finished).
 
@@ -49,21 +49,21 @@ def run_benchmark(optimizers: Sequence[str], task: str | TransferTask, epochs: i
     for name in optimizers:  # fail on a bad name now, not after hours of training
         make_optimizer(name, [torch.zeros(1, requires_grad=True)], lr=0.1, total_steps=1)
     bf16 = fast_bf16("cpu") if bf16 is None else bf16
-    budget = Budget(epochs or spec.epochs, batch_size or spec.batch_size, steps_per_epoch, eval_size, bf16)
+    budget = Budget(epochs or spec.epochs, batch_size or spec.benchmark_batch_size, steps_per_epoch, eval_size, bf16)
     grid = tuple(float(lr) for lr in (lrs or DEFAULT_LRS))
     console = console or Console()
-    splits = _subset(spec.load(data_dir), data_fraction)
+    splits = _subset(load_splits(spec, data_dir), data_fraction)
     steps = budget.steps(len(splits.y_train))
     config = {**asdict(budget), "lrs": list(grid), "seeds": seeds, "data_fraction": data_fraction,
               "steps_per_run": budget.epochs * steps, "train_examples": len(splits.y_train),
               "data_dir": None if data_dir is None else str(data_dir), "description": spec.description}
-    result = BenchmarkResult(spec.name, spec.metric, spec.lower_is_better, config)
+    result = BenchmarkResult(spec.name, spec.metric, spec.scoring.lower_is_better, config)
     console.print(f"[bold]{spec.name}[/]: {spec.description}; {len(optimizers)} optimizers × {len(grid)} lrs × {seeds} "
                   f"seeds, {budget.epochs} epochs × {steps} steps of batch {budget.batch_size}")
     for name in optimizers:
         for lr in grid:
             for seed in range(seeds):
-                run = train(spec, splits, name, _factory(name, seed), lr, seed, budget)
+                run = train_run(spec, splits, name, _factory(name, seed), lr, seed, budget)
                 result.runs.append(run)
                 last = f"val {run.epochs[-1].val:.4g}" if run.epochs else "no epoch finished"
                 console.print(f"  {name} lr={lr:g} seed={seed}: {'diverged, ' if run.diverged else ''}{last} "
@@ -106,7 +106,7 @@ def summary_table(result: BenchmarkResult) -> Table:
 
 
 def format_stat(stat: Stat, metric: str, sep: str = " ± ") -> str:
-    """Accuracy in percent as the paper prints it; perplexity as is."""
+    """Accuracy in percent as the paper prints it; perplexity and mse as they are."""
     if not math.isfinite(stat.mean):
         return "—"
     scale = 100.0 if metric == "accuracy" else 1.0

@@ -1,4 +1,4 @@
-"""One training run of a transfer task: a model, an optimizer at one learning rate, one seed; metrics per epoch."""
+"""One benchmark training run: a task's model, an optimizer at one learning rate, one seed; metrics per epoch."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from optsearch.tasks.data import Splits
+from optsearch.tasks.metrics import measure
 from optsearch.tasks.models import seeded
-from optsearch.transfer.tasks import TransferTask
+from optsearch.tasks.precision import autocast, images_last, model_last
+from optsearch.tasks.registry import Task
 
 OptimizerFactory = Callable[[list[nn.Parameter], float, int], torch.optim.Optimizer]  # (params, lr, total_steps)
 
@@ -22,7 +23,7 @@ OptimizerFactory = Callable[[list[nn.Parameter], float, int], torch.optim.Optimi
 class Epoch:
     epoch: int  # 1-based
     train_loss: float  # mean over the epoch's minibatches
-    val: float  # the task's metric on the validation split
+    val: float  # the task's metric (accuracy, perplexity, mse) on the validation split
     test: float
 
 
@@ -53,24 +54,25 @@ class Budget:
         return full if self.steps_per_epoch is None else min(full, self.steps_per_epoch)
 
 
-def train(task: TransferTask, splits: Splits, name: str, make_optimizer: OptimizerFactory, lr: float, seed: int,
-          budget: Budget) -> Run:
+def train_run(task: Task, splits: Splits, name: str, make_optimizer: OptimizerFactory, lr: float, seed: int,
+              budget: Budget) -> Run:
     """Train a fresh model; the seed fixes the initial weights and the minibatch order, the same for every optimizer."""
     start = time.perf_counter()
-    model = seeded(task.model, seed)
-    if task.image:
-        model = model.to(memory_format=torch.channels_last)
+    model = model_last(seeded(task.model, seed))
+    metric = task.scoring
     steps = budget.steps(len(splits.y_train))
     optimizer = make_optimizer(list(model.parameters()), lr, budget.epochs * steps)
     order = torch.Generator().manual_seed(seed)
+    device = splits.x_train.device
     run = Run(name, lr, seed)
     for epoch in range(1, budget.epochs + 1):
         model.train()
         perm = torch.randperm(len(splits.y_train), generator=order)[: steps * budget.batch_size].view(steps, -1)
         total = 0.0
         for idx in perm:
-            x, y = splits.x_train[idx], splits.y_train[idx]
-            loss = F.cross_entropy(_logits(model, x, task, budget.bf16), y.flatten())
+            with autocast(device, budget.bf16):
+                output = model(images_last(splits.x_train[idx]))
+            loss = metric.loss(output, splits.y_train[idx])
             value = loss.item()
             if not math.isfinite(value):
                 break
@@ -82,32 +84,8 @@ def train(task: TransferTask, splits: Splits, name: str, make_optimizer: Optimiz
         if run.diverged:
             break
         n = budget.eval_size
-        val = evaluate(model, splits.x_val[:n], splits.y_val[:n], task, budget)
-        test = evaluate(model, splits.x_test[:n], splits.y_test[:n], task, budget)
+        val, test = (measure(model, x[:n], y[:n], metric, budget.bf16, budget.batch_size)
+                     for x, y in ((splits.x_val, splits.y_val), (splits.x_test, splits.y_test)))
         run.epochs.append(Epoch(epoch, total / steps, val, test))
     run.seconds = time.perf_counter() - start
     return run
-
-
-def _logits(model: nn.Module, x: Tensor, task: TransferTask, bf16: bool) -> Tensor:
-    """Float32 logits as rows (one per target: per image, or per position of a sequence)."""
-    if task.image:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-        return model(x).float().flatten(0, -2)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, xs: Tensor, ys: Tensor, task: TransferTask, budget: Budget) -> float:
-    """Accuracy, or perplexity = exp(mean cross-entropy per target), over the examples in minibatches."""
-    model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
-    for start in range(0, len(ys), budget.batch_size):
-        logits = _logits(model, xs[start: start + budget.batch_size], task, budget.bf16)
-        y = ys[start: start + budget.batch_size]
-        loss_sum += F.cross_entropy(logits, y.flatten(), reduction="sum").item()
-        correct += (logits.argmax(-1) == y.flatten()).sum().item()
-        count += y.numel()
-    if task.metric == "perplexity":
-        return math.exp(min(loss_sum / count, 700.0))  # capped below float overflow: a huge value, not an error
-    return correct / count

@@ -2,9 +2,9 @@ import shutil
 
 import pytest
 
+from optsearch.tasks import text
 from optsearch.tasks.data import DatasetMissing
-from optsearch.transfer import text
-from optsearch.transfer.text import byte_sequences, kjv_text
+from optsearch.tasks.text import byte_sequences, kjv_text
 
 
 def test_byte_sequences_targets_are_inputs_shifted_by_one():
