@@ -148,20 +148,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 # --- evaluate ----------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from optsearch.tasks import evaluate, get_task
+    from optsearch.tasks import evaluate_settings, get_task
 
-    scoring = get_task(args.task).scoring
+    settings = settings_from_args(args)
+    settings.check_device()
+    scoring = get_task(settings.task).scoring
     rules = [_rule(text) for text in args.rules]
-    kwargs = dict(task=args.task, lrs=args.lrs, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                  device=args.device, precision=args.precision)
-    if args.data_dir:
-        kwargs["data_dir"] = args.data_dir
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn(f"training {len(rules)} rule(s) on {args.task}"), BarColumn(),
                   TextColumn("member-steps"), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         job = bar.add_task("evaluate", total=None)
-        evals = evaluate(rules, progress=lambda done, total: bar.update(job, completed=done, total=total), **kwargs)
+        evals = evaluate_settings(rules, settings, lambda done, total: bar.update(job, completed=done, total=total))
     table = Table(title=f"{args.task}: reward = best validation {scoring.reward_text} over the learning-rate grid")
     for col in ("rule", "reward", "best lr", f"test {scoring.reward_text}", "status", "time (s)"):
         table.add_column(col, justify="left" if col in ("rule", "status") else "right")
@@ -327,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="train rules on a child task and print their rewards")
     p.add_argument("rules", nargs="+", help="rule texts or zoo names")
     child_options(p)
-    p.add_argument("--json", help="also write the results as JSON to this file")
-    p.add_argument("--csv", help="also write the results as CSV to this file")
+    p.add_argument("--json", type=output_file, help="also write the results as JSON to this file")
+    p.add_argument("--csv", type=output_file, help="also write the results as CSV to this file")
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("search", help="search for update rules")
@@ -355,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="epochs per run (default: the task's benchmark budget)")
     p.add_argument("--lrs", type=_floats, help="learning-rate grid (default: 7 log-spaced values)")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--out", help="directory for benchmark.json, summary.csv, curves.csv")
+    p.add_argument("--out", type=output_folder, help="directory for benchmark.json, summary.csv, curves.csv")
     p.add_argument("--batch-size", type=int, help="minibatch size (default: the task's benchmark budget)")
     p.add_argument("--steps-per-epoch", type=int, help="cap on minibatches per epoch")
     p.add_argument("--data-fraction", type=float, default=1.0, help="use this fraction of the training set")

@@ -2,7 +2,6 @@
 
 from optsearch.engine.driver import (
     ConfigMismatch,
-    NotADatabase,
     Progress,
     Schedule,
     SearchConfig,
@@ -15,7 +14,7 @@ from optsearch.engine.executors import EvalJob, InlineExecutor, ProcessExecutor,
 from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, Trial
 
 __all__ = [
-    "BASELINE", "BASELINES", "ConfigMismatch", "EvalJob", "InlineExecutor", "NotADatabase", "ProcessExecutor",
+    "BASELINE", "BASELINES", "ConfigMismatch", "EvalJob", "InlineExecutor", "ProcessExecutor",
     "Progress", "Sample", "Schedule", "SearchConfig", "SearchExists", "SearchLoop", "SearchResult", "Store", "Trial",
     "make_executor", "search",
 ]

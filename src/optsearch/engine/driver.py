@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import math
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from typing import Any
 
 from optsearch.dsl import Rule, parse, rejection
 from optsearch.engine.executors import EXECUTORS, EvalJob, Executor, make_executor, run_job
-from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, Trial
+from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, StoreError, Trial
 from optsearch.strategies import Strategy, make_strategy, state_from_bytes, state_to_bytes
 from optsearch.tasks.results import Evaluation, Status
 from optsearch.tasks.settings import (
@@ -161,10 +160,6 @@ class ConfigMismatch(ValueError):
 
 class SearchExists(ValueError):
     """A fresh search (resume=False) was pointed at a db that already holds one."""
-
-
-class NotADatabase(ValueError):
-    """The db path is a directory or a file that is not a SQLite database."""
 
 
 def search(
@@ -465,18 +460,15 @@ def _ray_options(address: str | None, settings: Settings | None) -> dict[str, An
 def _check_db_path(db: str | Path | None, resume: bool | None) -> None:
     """Refuse a db path that cannot hold a search (or, with resume=True, holds none), before opening it."""
     if db is not None and Path(db).is_dir():
-        raise NotADatabase(f"db: {db} is a directory; allowed: a SQLite file (new, or an earlier search's)")
+        raise StoreError(f"db: {db} is a directory; allowed: a SQLite file (new, or an earlier search's)")
     if resume and db is None:
-        raise NotADatabase("resume: no db given; allowed: resume with the db of an earlier search")
+        raise StoreError("resume: no db given; allowed: resume with the db of an earlier search")
     if resume and not Path(db).is_file():
-        raise NotADatabase(f"db: no search at {db} to resume; allowed: the db of an earlier search")
+        raise StoreError(f"db: no search at {db} to resume; allowed: the db of an earlier search")
 
 
 def _open_store(db: str | Path | None) -> Store:
-    try:
-        return Store(db if db is not None else ":memory:")
-    except sqlite3.DatabaseError as exc:
-        raise NotADatabase(f"db: {db} is not a search database ({exc})") from None
+    return Store(db if db is not None else ":memory:")
 
 
 def _claim(store: Store, config: SearchConfig, resume: bool | None) -> None:

@@ -200,7 +200,7 @@ class Store:
 
     def count_trials(self, evaluated_only: bool = True) -> int:
         """Trials that count toward a search's budget: evaluated (not rejected), and not reference baselines."""
-        where = " WHERE status != 'rejected' AND strategy != 'baseline'" if evaluated_only else ""
+        where = f" WHERE status != '{Status.REJECTED}' AND strategy != '{BASELINE}'" if evaluated_only else ""
         return self.db.execute(f"SELECT COUNT(*) FROM trials{where}").fetchone()[0]
 
     # --- samples -------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from optsearch.dsl import RuleError, parse
-from optsearch.engine.store import Sample, Store, Trial
+from optsearch.engine.store import BASELINE, Sample, Store, Trial
 from optsearch.report import plots
 from optsearch.report.formula import latex_png
 from optsearch.report.page import Cell, Code, Image, Page, Section, Table, write_page
@@ -91,7 +91,7 @@ def _leaderboard(best: list[Trial]) -> Table:
             png = latex_png(latex)
             formula = [Image(f"rule_{rank}.png", png, latex), Code(latex)] if png else Code(latex)
         lr = "—" if t.best_lr is None else f"{t.best_lr:g}"
-        found_by = "baseline" if t.strategy == "baseline" else "search"
+        found_by = "baseline" if t.strategy == BASELINE else "search"
         rows.append([str(rank), Code(t.rule), formula, f"{t.reward:.4f}", lr, t.status, str(t.complexity), found_by])
     return Table(["#", "rule", "formula (LaTeX)", "reward", "best lr", "status", "complexity", "from"], rows)
 

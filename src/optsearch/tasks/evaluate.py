@@ -10,8 +10,8 @@ from typing import overload
 
 import torch
 
-from optsearch.dsl import Rule, parse
-from optsearch.optim.zoo import zoo
+from optsearch.dsl import Rule
+from optsearch.optim.zoo import resolve
 from optsearch.tasks.population import RuleRun, curve_steps, train_sequential, train_stacked
 from optsearch.tasks.precision import fast_bf16
 from optsearch.tasks.registry import Task, get_task, load_splits
@@ -75,7 +75,7 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
     evaluations: list[Evaluation | Rule] = []
     for item in items:
         try:
-            rule = _resolve(item)
+            rule = resolve(item)
         except Exception as error:  # any bad input is one invalid evaluation
             evaluations.append(Evaluation(str(item), s.task, 0.0, Status.INVALID, f"{type(error).__name__}: {error}",
                                           steps=s.steps, batch_size=s.batch_size, seed=s.seed))
@@ -99,15 +99,6 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
                              bf16, advance)
     return [e if isinstance(e, Evaluation) else _summarize(runs[e], s.task, s.steps, s.batch_size, s.seed)
             for e in evaluations]
-
-
-def _resolve(item: str | Rule) -> Rule:
-    """A Rule from a Rule, a zoo name or infix text."""
-    if isinstance(item, str) and item in zoo:
-        return zoo[item].rule
-    if not isinstance(item, str | Rule):
-        raise TypeError(f"a rule is a Rule, rule text or zoo name, got {type(item).__name__}")
-    return parse(item)
 
 
 def _summarize(run: RuleRun, task: str, steps: int, batch_size: int, seed: int) -> Evaluation:
