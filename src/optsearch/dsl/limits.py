@@ -11,7 +11,7 @@ text of any rule within them parses back.
 from __future__ import annotations
 
 from optsearch.dsl.errors import RuleError
-from optsearch.dsl.expr import Apply1, Expr, Leaf
+from optsearch.dsl.expr import Apply1, Apply2, Expr, Leaf
 
 MAX_FUNCTIONS = 256
 """Functions and operators in a rule's tree (a shared group result counts each time it is used)."""
@@ -50,7 +50,12 @@ def _measure(tree: Expr) -> tuple[int, int]:
             seen[id(node)] = (0, 0)
             stack.pop()
             continue
-        kids = (node.x,) if isinstance(node, Apply1) else (node.x, node.y)
+        if isinstance(node, Apply1):
+            kids = (node.x,)
+        elif isinstance(node, Apply2):
+            kids = (node.x, node.y)
+        else:
+            raise RuleError(f"{type(node).__name__} is not a node of a rule's tree", allowed="Leaf, Apply1, Apply2")
         todo = [k for k in kids if id(k) not in seen]
         if todo:
             stack.extend(todo)

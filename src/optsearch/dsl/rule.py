@@ -61,8 +61,10 @@ class Rule:
 
     @classmethod
     def from_expr(cls, tree: ex.Expr) -> Rule:
-        """Lay a tree out as token groups (post-order; a unary of a unary needs a group of its own)."""
-        limits.check(tree)
+        """The rule of a tree (put in canonical form), laid out as token groups (post-order; a unary of a unary
+        needs a group of its own)."""
+        limits.check(tree)  # first: a hand-built tree may be too deep to walk recursively
+        tree = ex.canonical(tree)
         groups: list[Group] = []
 
         def ref(e: ex.Expr) -> str:
