@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from optsearch.dsl import Rule, RuleError, parse, vocab
+from optsearch.dsl import Rule, RuleError, limits, parse, vocab
 from optsearch.optim.zoo import PAPER_RULES
 
 TRICKY = [
@@ -78,7 +78,7 @@ def test_latex_names_the_functions():
         ("w", "w appears only scaled"),
         ("log(g)", "write log|x|"),
         ("cd(7)", "period 7 is not in the vocabulary"),
-        ("g" * 3000, "at most 2000"),
+        ("g" * (limits.MAX_TEXT_LENGTH + 1), f"at most {limits.MAX_TEXT_LENGTH}"),
         ("(" * 500 + "g" + ")" * 500, "nested deeper"),
         ("g^" * 600 + "g", "nested deeper"),
         ("g+" * 900 + "g", "more than 256"),
@@ -105,7 +105,8 @@ def test_non_text_is_a_rule_error():
         (["g", "m", "x", "cube", "add"], "'cube' is not a unary"),
         (["g", "m", "x", "x", "min"], "'min' is not a binary"),
         (["g", "m", "x", "x", "add", "o1", "g", "x", "x", "add"], "'o1' is not an operand here"),
-        (["g", "g", "x", "x", "add"] + sum(([f"o{k}", f"o{k}", "x", "x", "add"] for k in range(20)), []), "grows past"),
+        (["g", "g", "x", "x", "add"] + sum(([f"o{k}", f"o{k}", "x", "x", "add"] for k in range(20)), []),
+         "more than 256 functions"),
     ],
 )
 def test_bad_tokens_raise_rule_error(tokens, fragment):

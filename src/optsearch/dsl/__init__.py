@@ -1,8 +1,7 @@
 """The rule language of Neural Optimizer Search: vocabulary, rules, parser, fingerprints."""
 
-from optsearch.dsl import vocab
+from optsearch.dsl import limits, vocab
 from optsearch.dsl.errors import RuleError
-from optsearch.dsl.fingerprint import fingerprint, rejection
-from optsearch.dsl.rule import Rule, parse
+from optsearch.dsl.rule import Rule, parse, rejection
 
-__all__ = ["Rule", "RuleError", "fingerprint", "parse", "rejection", "vocab"]
+__all__ = ["Rule", "RuleError", "limits", "parse", "rejection", "vocab"]

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from optsearch.dsl import vocab
+from optsearch.dsl.errors import RuleError
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,19 @@ def binary(fn: str, x: Expr, y: Expr) -> Expr:
     if isinstance(x, Leaf) and isinstance(y, Leaf) and (fn, x.token, y.token) in _AS_OPERAND_2:
         return Leaf(_AS_OPERAND_2[fn, x.token, y.token])
     return Apply2(fn, x, y)
+
+
+def canonical(e: Expr) -> Expr:
+    """The canonical form of a tree built by hand, checking every node names a vocabulary entry."""
+    if isinstance(e, Leaf) and e.token in vocab.OPERANDS:
+        return e
+    if isinstance(e, Apply1) and e.fn in vocab.UNARY:
+        return unary(e.fn, canonical(e.x))
+    if isinstance(e, Apply2) and e.fn in vocab.BINARY:
+        return binary(e.fn, canonical(e.x), canonical(e.y))
+    what = getattr(e, "token", getattr(e, "fn", None))
+    raise RuleError(f"{type(e).__name__}({what!r}) is not a node of a rule's tree",
+                    allowed="Leaf(operand), Apply1(unary, x), Apply2(binary, x, y) with tokens from vocab")
 
 
 def leaves(e: Expr) -> frozenset[str]:

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from functools import cache
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from optsearch.dsl import vocab
-
-if TYPE_CHECKING:
-    from optsearch.dsl.rule import Rule
+from optsearch.dsl.expr import Expr, evaluate
 
 PROBE_SIZE = 256
 _SEED = 20170901
@@ -43,9 +40,10 @@ def _probes(variant: int) -> dict[str, Tensor]:
         "g": g, "g^2": g.square(), "g^3": g**3, "m": m, "v": v, "y": y,
         "sign(g)": torch.sign(g), "sign(m)": torch.sign(m),
         "1": torch.tensor(1.0, **f64), "2": torch.tensor(2.0, **f64),
-        "eps": 0.01 * torch.randn(n, generator=fixed, **f64),
-        "adam": m / (v.sqrt() + 1e-8), "rmsprop": g / (v.sqrt() + 1e-8),
-        "eps_t": torch.randn(n, generator=fixed, **f64) / (1 + 1000 * torch.rand(n, generator=fixed, **f64)) ** 0.275,
+        "eps": vocab.EPS_STD * torch.randn(n, generator=fixed, **f64),
+        "adam": m / (v.sqrt() + vocab.ADAM_EPS), "rmsprop": g / (v.sqrt() + vocab.ADAM_EPS),
+        "eps_t": torch.randn(n, generator=fixed, **f64)
+        / (1 + 1000 * torch.rand(n, generator=fixed, **f64)) ** (vocab.EPS_T_VARIANCE_DECAY / 2),
     }
     values.update({tok: scale_w * w for tok, scale_w in vocab.WEIGHT_SCALES.items()})
     for o in vocab.DECAY_OPERANDS:
@@ -54,19 +52,19 @@ def _probes(variant: int) -> dict[str, Tensor]:
     return values
 
 
-def _outputs(rule: Rule) -> tuple[Tensor, Tensor]:
+def _outputs(tree: Expr) -> tuple[Tensor, Tensor]:
     outs = []
     for variant in (0, 1):
         gen = torch.Generator().manual_seed(_SEED + 7)
         with torch.no_grad():
-            out = rule.apply(_probes(variant), gen)
+            out = evaluate(tree, _probes(variant), gen)
         outs.append(out.expand(PROBE_SIZE).to(torch.float64))
     return outs[0], outs[1]
 
 
-def fingerprint(rule: Rule) -> str:
-    """A 16-hex-digit hash of the rule's values on the probes, rounded to ~5 significant digits."""
-    a, b = _outputs(rule)
+def fingerprint(tree: Expr) -> str:
+    """A 16-hex-digit hash of the tree's values on the probes, rounded to ~5 significant digits."""
+    a, b = _outputs(tree)
     x = torch.cat([a, b])
     finite = torch.isfinite(x)
     mant, expo = torch.frexp(torch.where(finite, x, torch.zeros_like(x)))
@@ -76,9 +74,10 @@ def fingerprint(rule: Rule) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def rejection(rule: Rule) -> str | None:
-    """Why a rule is not worth training (None if it is): non-finite, zero, or blind to the gradient."""
-    a, b = _outputs(rule)
+def rejection(tree: Expr) -> str | None:
+    """Why a rule with this tree is not worth training (None if it is): non-finite, zero, or blind to the
+    gradient."""
+    a, b = _outputs(tree)
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         return "update is not finite on the probe values"
     if bool((a == 0).all()) and bool((b == 0).all()):

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import islice
 
 import torch
 from torch import Tensor
 
 from optsearch.dsl import expr as ex
-from optsearch.dsl import vocab
+from optsearch.dsl import fingerprint as fp
+from optsearch.dsl import limits, vocab
 from optsearch.dsl.errors import RuleError
 from optsearch.dsl.parser import parse_expr
 
 Group = tuple[str, str, str, str, str]
-MAX_GROUPS = 64
-MAX_NODES = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,7 +26,8 @@ class Rule:
     `groups` are the paper's token groups `(op1, op2, u1, u2, b)` meaning `b(u1(op1), u2(op2))`, where an
     operand may be `o<k>`, the result of an earlier group k. Many groupings mean the same thing, so equality
     and hashing use `expr`, the tree with identities and keep-left removed: `parse(str(r)) == r` always.
-    Build one with `parse(text)`, `Rule.from_tokens(tokens)` or `Rule.from_expr(tree)`.
+    Build one with `parse(text)`, `Rule.from_tokens(tokens)` or `Rule.from_expr(tree)`; all three raise only
+    RuleError and apply the same size limits (`limits`), so every rule round-trips through text and tokens.
     """
 
     groups: tuple[Group, ...]
@@ -35,13 +36,16 @@ class Rule:
     # --- construction ----------------------------------------------------------------------------
     @classmethod
     def from_tokens(cls, tokens: Iterable[str]) -> Rule:
-        tokens = list(tokens)
+        """A rule from its token strings. A rule whose tree would outgrow `limits` (groups that share
+        results can mean an exponentially larger tree and text) is refused, so its text parses back."""
+        if isinstance(tokens, str | bytes) or not isinstance(tokens, Iterable):
+            raise RuleError(f"tokens are a sequence of strings, not {type(tokens).__name__}")
+        tokens = list(islice(tokens, 5 * limits.MAX_GROUPS + 1))  # islice: never drain an endless iterator
+        if len(tokens) > 5 * limits.MAX_GROUPS:
+            raise RuleError(f"a rule has at most {limits.MAX_GROUPS} groups; got more")
         if not tokens or len(tokens) % 5:
             raise RuleError(f"a rule needs 5 tokens per group (op1, op2, u1, u2, b); got {len(tokens)} tokens")
-        if len(tokens) > 5 * MAX_GROUPS:
-            raise RuleError(f"a rule has at most {MAX_GROUPS} groups; got {len(tokens) // 5}")
         results: list[ex.Expr] = []
-        sizes: list[int] = []  # tree sizes; groups may share results, so a tree can outgrow its tokens
         groups = []
         for k in range(len(tokens) // 5):
             group = tuple(tokens[5 * k: 5 * k + 5])
@@ -50,17 +54,17 @@ class Rule:
                 if not isinstance(token, str) or token not in table:
                     raise RuleError(f"group {k} slot {i + 2}: {token!r} is not a {('unary', 'unary', 'binary')[i]} "
                                     f"function", allowed=", ".join(table))
-            refs = [vocab.parse_group_ref(t) for t in group[:2] if t not in vocab.OPERANDS]
-            sizes.append(3 + sum(sizes[r] for r in refs))
-            if sizes[-1] > MAX_NODES:
-                raise RuleError(f"group {k}: the rule's expression grows past {MAX_NODES} nodes")
             results.append(ex.binary(b, ex.unary(u1, op1), ex.unary(u2, op2)))
             groups.append(group)
+        limits.check(results[-1])
         return cls(tuple(groups), results[-1])
 
     @classmethod
     def from_expr(cls, tree: ex.Expr) -> Rule:
-        """Lay a tree out as token groups (post-order; a unary of a unary needs a group of its own)."""
+        """The rule of a tree (put in canonical form), laid out as token groups (post-order; a unary of a unary
+        needs a group of its own)."""
+        limits.check(tree)  # first: a hand-built tree may be too deep to walk recursively
+        tree = ex.canonical(tree)
         groups: list[Group] = []
 
         def ref(e: ex.Expr) -> str:
@@ -83,8 +87,6 @@ class Rule:
                 groups.append((r, r, u, "x", "keep"))
 
         emit(tree)
-        if len(groups) > MAX_GROUPS:
-            raise RuleError(f"a rule has at most {MAX_GROUPS} groups; this one needs {len(groups)}")
         return cls(tuple(groups), tree)
 
     # --- views -----------------------------------------------------------------------------------
@@ -118,9 +120,8 @@ class Rule:
 
     @cached_property
     def fingerprint(self) -> str:
-        from optsearch.dsl.fingerprint import fingerprint
-
-        return fingerprint(self)
+        """Functional hash: equal for rules that compute the same function (`fingerprint` module)."""
+        return fp.fingerprint(self.expr)
 
     def apply(self, values: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
         """Δ computed elementwise from operand values (every token in `operands`; 0-dim for scalars)."""
@@ -153,6 +154,11 @@ def _operand(results: Sequence[ex.Expr], k: int, slot: int, token: object) -> ex
     earlier = f", or o0..o{k - 1} (earlier groups)" if k else " (group 0 cannot refer to other groups)"
     raise RuleError(f"group {k} slot {slot}: {token!r} is not an operand here",
                     allowed=", ".join(vocab.OPERANDS) + earlier)
+
+
+def rejection(rule: Rule) -> str | None:
+    """Why the rule is not worth training (None if it is): non-finite, zero, or blind to the gradient."""
+    return fp.rejection(rule.expr)
 
 
 def parse(text: str | Rule) -> Rule:

@@ -7,6 +7,7 @@ are only named here: computing their values (running averages, noise, decays) is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -14,6 +15,14 @@ from functools import partial
 import torch
 from torch import Tensor
 
+BETAS: dict[str, float] = {"m": 0.9, "v": 0.999, "y": 0.999}
+"""Decay rates of the running averages of g, g² and g³ behind the operands m, v, y."""
+ADAM_EPS = 1e-8
+"""ε in `adam` = m̂ / (sqrt(v̂) + ε) and `rmsprop` = g / (sqrt(v̂) + ε)."""
+EPS_STD = 0.01
+"""Standard deviation of the `eps` operand (the paper's N(0, 0.01), read as a std)."""
+EPS_T_VARIANCE_DECAY = 0.55
+"""`eps_t` has variance 1 / (1 + s)^0.55 at s = step - 1."""
 DIV_DELTA = 1e-8
 """δ in the binary `x / (y + δ)`."""
 
@@ -24,7 +33,7 @@ class Operand:
 
     token: str
     latex: str
-    state: tuple[str, ...] = ()  # running averages it reads: "m" (β1 0.9), "v" (β2 0.999), "y" (β3 0.999)
+    state: tuple[str, ...] = ()  # running averages it reads: "m", "v", "y" (decay rates in BETAS)
     needs_total_steps: bool = False
     stochastic: bool = False
 
@@ -84,6 +93,10 @@ def cd_token(n: float) -> str:
 
 def rd_token(n: float) -> str:
     return "rd" if n == RD_DEFAULT else f"rd({_num(n)})"
+
+
+PERIODIC_DECAYS: dict[str, Callable[[float], str]] = {"cd": cd_token, "rd": rd_token}
+"""Decays written `name(n)` with a period n from DECAY_PERIODS: name -> token of name(n)."""
 
 
 _D = dict(needs_total_steps=True)
@@ -157,10 +170,13 @@ def group_ref(k: int) -> str:
     return f"o{k}"
 
 
+_GROUP_REF = re.compile(r"o(0|[1-9][0-9]*)")
+
+
 def parse_group_ref(token: str) -> int | None:
-    if len(token) > 1 and token[0] == "o" and token[1:].isdigit():
-        return int(token[1:])
-    return None
+    """k for the token `o<k>` (ASCII digits, no leading zero: one spelling per group), else None."""
+    match = _GROUP_REF.fullmatch(token)
+    return int(match[1]) if match else None
 
 
 def operand_choices(group: int, decays: bool = False) -> list[str]:

@@ -18,16 +18,8 @@ import torch
 from torch import Tensor
 
 from optsearch.dsl import Rule, vocab
+from optsearch.dsl.vocab import ADAM_EPS, BETAS, EPS_STD, EPS_T_VARIANCE_DECAY
 from optsearch.optim.decay import CosineDecay, LinearDecay, RestartDecay
-
-BETAS: dict[str, float] = {"m": 0.9, "v": 0.999, "y": 0.999}
-"""Decay rates of the running averages of g, g² and g³."""
-ADAM_EPS = 1e-8
-"""ε in `adam` = m̂ / (sqrt(v̂) + ε) and `rmsprop` = g / (sqrt(v̂) + ε)."""
-EPS_STD = 0.01
-"""Standard deviation of the `eps` operand."""
-EPS_T_VARIANCE_DECAY = 0.55
-"""`eps_t` has variance 1 / (1 + s)^0.55 at s = step - 1."""
 
 _DECAYS: dict[str, Callable[[int], Callable[[float], float]]] = {
     "ld": LinearDecay,
