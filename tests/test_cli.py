@@ -144,13 +144,13 @@ def test_a_db_that_is_not_a_search_is_one_line_exit_2(tmp_path, capsys, make, re
     make(db)
     assert main(["search", *TINY, "--db", str(db), *(["--resume"] if resume else [])]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(db) in err and ("directory" in err or "not a search database" in err), err
+    assert err.count("\n") == 1 and str(db) in err and ("directory" in err or "not an SQLite database" in err), err
 
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.mkdir(), "a folder is there"),
-    (lambda p: p.write_text("a text file\n"), "file is not a database"),
-    (lambda p: p.write_bytes(bytes(range(256)) * 8), "file is not a database"),
+    (lambda p: p.write_text("a text file\n"), "is not an SQLite database"),
+    (lambda p: p.write_bytes(bytes(range(256)) * 8), "is not an SQLite database"),
 ])
 def test_report_of_a_db_that_is_not_a_search_is_one_line_exit_2(tmp_path, capsys, make, message):
     db = tmp_path / "x.sqlite"

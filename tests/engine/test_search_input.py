@@ -115,7 +115,7 @@ def test_ctrl_c_during_the_baselines_closes_the_executor_and_the_store(tmp_path,
 
 def test_trial_from_evaluation_keeps_every_fact_through_the_store(tmp_path):
     rule = parse("g * exp(sign(g) * sign(m))")
-    ev = Evaluation(str(rule), "digits", 0.75, "ok", per_lr=[LrResult(0.1, 0.75, 0.7, 0.3, False)], best_lr=0.1,
+    ev = Evaluation(str(rule), "digits", 0.75, "ok", per_lr=[LrResult(0.1, 0.75, 0.7, 0.3, None, [0.5, 0.75])], best_lr=0.1,
                     curve=[CurvePoint(10, 0.5), CurvePoint(20, 0.75)], wall_time=1.5)
     trial = Trial.from_evaluation(ev, rule, "ppo", 3)
     assert trial.status is Status.OK and trial.fingerprint == rule.fingerprint
@@ -123,7 +123,7 @@ def test_trial_from_evaluation_keeps_every_fact_through_the_store(tmp_path):
         store.add_trial(trial)
         (stored,) = store.trials()
     assert stored == trial and stored.status is Status.OK
-    assert stored.per_lr == [dict(lr=0.1, val_acc=0.75, test_acc=0.7, loss=0.3, diverged=False)]
+    assert stored.per_lr == [dict(lr=0.1, val_acc=0.75, test_acc=0.7, loss=0.3, diverged_at=None, curve=[0.5, 0.75])]
     assert stored.curve[1] == dict(step=20, val_acc=0.75) and stored.complexity == rule.complexity
 
 

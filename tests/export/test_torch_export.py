@@ -159,11 +159,3 @@ def test_generated_files_pass_ruff(tmp_path, name):
     config = HERE.parent.parent / "pyproject.toml"
     proc = subprocess.run([str(ruff), "check", "--config", str(config), str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
-
-
-def test_the_exporters_numbers_are_the_optimizers():
-    from optsearch.export import code
-    from optsearch.optim import functional
-
-    assert code.BETAS == functional.BETAS and code.ADAM_EPS == functional.ADAM_EPS
-    assert (code.EPS_STD, code.EPS_T_VARIANCE_DECAY) == (functional.EPS_STD, functional.EPS_T_VARIANCE_DECAY)

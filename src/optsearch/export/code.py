@@ -16,12 +16,7 @@ from textwrap import wrap
 
 from optsearch.dsl import vocab
 from optsearch.dsl.expr import Apply1, Expr, Leaf
-
-# The language's numeric facts (optim/functional.py reads the same numbers; tests/export pins them equal).
-BETAS: dict[str, float] = {"m": 0.9, "v": 0.999, "y": 0.999}
-ADAM_EPS = 1e-8
-EPS_STD = 0.01
-EPS_T_VARIANCE_DECAY = 0.55
+from optsearch.dsl.vocab import ADAM_EPS, BETAS, EPS_STD, EPS_T_VARIANCE_DECAY
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from types import MappingProxyType
 import torch
 from torch.optim.optimizer import Optimizer, ParamsT
 
-from optsearch.dsl import Rule, RuleError, parse
+from optsearch.dsl import Rule, RuleError, parse, vocab
 from optsearch.optim.decay import cosine_decay, linear_decay, restart_decay
 from optsearch.optim.rule_optimizer import RuleOptimizer
 from optsearch.optim.signs import AddSign, PowerSign
@@ -108,8 +108,8 @@ def make_optimizer(name_or_rule: str | Rule, params: ParamsT, lr: float, total_s
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
     if name_or_rule == "adam":
         if weight_decay:
-            return torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=weight_decay)
-        return torch.optim.Adam(params, lr=lr, eps=1e-8)
+            return torch.optim.AdamW(params, lr=lr, eps=vocab.ADAM_EPS, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, eps=vocab.ADAM_EPS)
     if isinstance(name_or_rule, str) and name_or_rule in zoo:
         family, _, decay = name_or_rule.partition("-")
         if family in ("powersign", "addsign"):
