@@ -115,8 +115,8 @@ def test_ctrl_c_during_the_baselines_closes_the_executor_and_the_store(tmp_path,
 
 def test_trial_from_evaluation_keeps_every_fact_through_the_store(tmp_path):
     rule = parse("g * exp(sign(g) * sign(m))")
-    ev = Evaluation(str(rule), "digits", 0.75, "ok", per_lr=[LrResult(0.1, 0.75, 0.7, 0.3, None, [0.5, 0.75])], best_lr=0.1,
-                    curve=[CurvePoint(10, 0.5), CurvePoint(20, 0.75)], wall_time=1.5)
+    ev = Evaluation(str(rule), "digits", 0.75, "ok", per_lr=[LrResult(0.1, 0.75, 0.7, 0.3, None, [0.5, 0.75])],
+                    best_lr=0.1, curve=[CurvePoint(10, 0.5), CurvePoint(20, 0.75)], wall_time=1.5)
     trial = Trial.from_evaluation(ev, rule, "ppo", 3)
     assert trial.status is Status.OK and trial.fingerprint == rule.fingerprint
     with Store(tmp_path / "s.sqlite") as store:
