@@ -14,7 +14,7 @@ def _rows(x: torch.Tensor) -> set[bytes]:
     return {row.numpy().tobytes() for row in x}
 
 
-@pytest.mark.parametrize("name", ["mnist1d", "digits"])
+@pytest.mark.parametrize("name", ["mnist1d_large", "mnist1d", "digits"])
 def test_validation_is_held_out_of_train_and_sizes_match_the_listing(name):
     splits = load_splits(name)
     assert splits.sizes == TASKS[name].sizes
