@@ -143,6 +143,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     reason = rejection(rule)
     if reason:
         console.print(f"[yellow]a search would skip this rule: {reason}[/]")
+    from optsearch.transfer.guidance import describe, load_guidance
+
+    lines = describe(args.rule, load_guidance().get(str(rule), []))
+    for k, line in enumerate(lines):
+        console.print(f"[bold]learning rate[/] {line}" if k == 0 else line, highlight=False, soft_wrap=True)
     return 0
 
 

@@ -159,3 +159,18 @@ def test_generated_files_pass_ruff(tmp_path, name):
     config = HERE.parent.parent / "pyproject.toml"
     proc = subprocess.run([str(ruff), "check", "--config", str(config), str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+WEIGHT_DECAY_RULES = ["powersign", "addsign-cd", "nos7", "nos12", "nos16"]  # nos7 noise, nos12/16 dropout, 16 reads w
+
+
+@pytest.mark.parametrize("name", WEIGHT_DECAY_RULES)
+def test_exported_weight_decay_follows_rule_optimizer_step_for_step(tmp_path, name):
+    cls = next(v for v in vars(load_exported(tmp_path, name)).values() if isinstance(v, type) and issubclass(
+        v, torch.optim.Optimizer) and v is not torch.optim.Optimizer)
+    kwargs = run_exported.exported_kwargs(cls, total_steps=run_exported.TOTAL_STEPS, seed=run_exported.SEED)
+    want = run_exported.trajectory(lambda g: RuleOptimizer(g, zoo[name].rule, weight_decay=0.1, **kwargs))
+    for foreach in (True, False):
+        got = run_exported.trajectory(lambda g, foreach=foreach: cls(g, weight_decay=0.1, foreach=foreach, **kwargs))
+        assert relative_difference(got, want) <= TOLERANCE, foreach
+    assert not torch.equal(want, rule_optimizer_trajectory(name))  # the decay changed the run

@@ -3,6 +3,7 @@ evaluate, benchmark, search and the CLI. The README example is tests/tasks/examp
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import optsearch
 from optsearch.tasks import Task, TaskError, evaluate, get_task, register
 from optsearch.tasks.models import CharLSTM
 from optsearch.tasks.text import BYTES, byte_sequences
-from optsearch.transfer import run_benchmark
+from optsearch.transfer import DEFAULT_LRS, BenchmarkResult, run_benchmark
 
 EXAMPLE = Path(__file__).with_name("example_task.py")
 SRC = Path(optsearch.__file__).parents[1]
@@ -140,3 +141,42 @@ def test_search_takes_a_task_object_inline():
     result = optsearch.search(task=diabetes(steps=5), strategy="random", budget=2, lrs=[1e-2], baselines=("adam",))
     assert result.n_unique >= 2 and all(0 <= t.reward <= 1 for t in result.trials)
     assert any(t.status == "ok" for t in result.trials)
+
+
+README = SRC.parent / "README.md"
+
+
+def readme_example() -> str:
+    """The python block of the README's "Your own task" section."""
+    section = README.read_text().split("\n## Your own task\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`optsearch ARGS` run as a user would, in a folder holding the README's my_task.py."""
+    shutil.copy(EXAMPLE, tmp_path / "my_task.py")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.run([sys.executable, "-m", "optsearch.cli", *args, "--threads", "1"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_readme_shows_the_tested_example_file():
+    assert readme_example() == EXAMPLE.read_text()
+
+
+def test_a_process_pool_search_imports_the_task_file_in_its_workers(tmp_path):
+    proc = run_cli(tmp_path, "search", "--task", "my_task.py:make_task", "--executor", "process", "--workers", "2",
+                   "--budget", "4", "--steps", "20", "--db", "s.sqlite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        statuses = [s for (s,) in db.execute("SELECT status FROM trials")]
+    assert len(statuses) >= 4 and "ok" in statuses and "failed" not in statuses
+
+
+def test_a_benchmark_runs_on_the_task_file(tmp_path):
+    proc = run_cli(tmp_path, "benchmark", "adam", "--task", "my_task.py:make_task", "--seeds", "1", "--epochs", "1",
+                   "--out", "bench")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = BenchmarkResult.load(tmp_path / "bench")
+    assert result.task == "breast_cancer" and len(result.runs) == len(DEFAULT_LRS)
+    assert max(r.epochs[0].val for r in result.runs if r.epochs) > 0.8  # some lr learned the task
