@@ -122,7 +122,7 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
         total += s.steps * len(s.all_seeds) * sum(len(lrs) for lrs in pending.values())
         for seed in s.all_seeds:
             runs = [RuleRun(rule, lrs) for rule, lrs in pending.items()]
-            halving = _halving(s.replace(seed=seed, seeds=None)) if s.fidelity == "halving" else None
+            halving = halving_policy(s.replace(seed=seed, seeds=None)) if s.fidelity == "halving" else None
             tell = None if progress is None else advance
             if spec.stacked:
                 train_stacked(spec.model.sizes, data, runs, s.steps, s.batch_size, seed, bf16, tell, halving)
@@ -209,7 +209,7 @@ def _mean(results: list[LrResult]) -> LrResult:
 
 
 @lru_cache(maxsize=32)
-def _halving(s: Settings) -> Halving:
+def halving_policy(s: Settings) -> Halving:
     """The halving floors of single-seed settings `s`: the best baseline's validation score at each rung (over
     its learning rates) minus the rung's margin. Computed once per process and settings, so a rule's result
     never depends on the rules it is grouped with."""
