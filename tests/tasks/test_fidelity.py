@@ -108,3 +108,11 @@ def test_a_multi_seed_search_scores_rules_by_their_mean_over_seeds():
     for trial in result.trials:
         again = evaluate(Rule.from_tokens(trial.tokens), task="digits", steps=8, batch_size=32, lrs=[0.1], seeds=[0, 1])
         assert trial.reward == again.reward
+
+
+def test_the_sequential_trainer_stops_members_below_the_floor():
+    spec = "tests/tasks/example_task.py:make_task"  # not an MLP: members train one after another
+    kw = dict(task=spec, steps=20, lrs=[1e-3, 1e-2, 1e-1])
+    full, (adam, hopeless) = evaluate(["adam", "-g"], **kw), evaluate(["adam", "-g"], fidelity="halving", **kw)
+    assert hopeless.stopped_at == 4 and all(p.stopped_at == 4 for p in hopeless.per_lr)
+    assert adam.stopped_at is None and (adam.reward, adam.best_lr) == (full[0].reward, full[0].best_lr)

@@ -162,8 +162,10 @@ class _Tried:
 
     def next_lrs(self) -> list[float]:
         """The next decade beyond each edge of the lrs tried where the best one sits (within LR_LIMITS)."""
+        if self.error is not None:
+            return []
         per_lr = self.per_lr()
-        best = None if self.error is not None else self.best(per_lr)
+        best = self.best(per_lr)
         if best is None or best.stopped_at is not None:
             return []
         tried = [r.lr for r in per_lr]
