@@ -79,6 +79,11 @@ the curve is measured anyway and where the committed discovery stores let us sim
 HALVING_MARGINS = (0.2, 0.15)
 """A rule stops at a rung when its best live lr scores this far below the best baseline there. On the 2,000
 trials of docs/discovery (mnist1d, 400 steps) these stop ~55% of the rules and none of the top 50."""
+HALVING_KEEP = (1 / 3, 1 / 2)
+"""A rule going on at a rung keeps at least this fraction of its live lrs, the best (6 → 2, then 2 → 1). Simulated
+on the full runs of 200 rules (benchmarks/multifidelity.py --save, mnist1d, 400 steps): (1/3, 1/2) with
+`population.LR_MARGIN` 0.02 changed no kept reward at 2.83× fewer member-steps; keeping 2 at the second rung
+cost 2.63×; keeping 1 of 6 at the first changed 4 of 84."""
 REFERENCE_RULES = ("adam", "sgd")
 """The baselines whose curves set the halving floors."""
 
@@ -217,9 +222,10 @@ def halving_policy(s: Settings) -> Halving:
     never depends on the rules it is grouped with."""
     reference = evaluate_settings(list(REFERENCE_RULES), s.replace(fidelity="full", extend_lrs=False))
     steps = curve_steps(s.steps)
-    floors = {}
-    for rung, margin in zip(HALVING_RUNGS, HALVING_MARGINS, strict=True):
+    floors, fractions = {}, {}
+    for rung, margin, fraction in zip(HALVING_RUNGS, HALVING_MARGINS, HALVING_KEEP, strict=True):
         if rung < len(steps):
             scores = [r.curve[rung - 1] for ev in reference for r in ev.per_lr if not r.diverged]
             floors[steps[rung - 1]] = max(scores, default=0.0) - margin
-    return Halving(floors)
+            fractions[steps[rung - 1]] = fraction
+    return Halving(floors, fractions)

@@ -83,11 +83,13 @@ def _describe(error: Exception) -> str:
 class Halving:
     """Successive halving inside one evaluation: at each step of `floors`, a rule whose best live member scores
     below that floor stops (all of it), and a rule that goes on keeps only its live learning rates that can still
-    win: the best ⌈KEEP_FRACTION·n⌉, and any within `LR_MARGIN` of its best. Decisions read only the rule's own
-    scores (and floors fixed per settings), so results stay independent of how rules are grouped into calls.
+    win: the best ⌈fraction·n⌉ (`fractions` per step) and any within `LR_MARGIN` of its best. Decisions read
+    only the rule's own scores (and floors fixed per settings), so results stay independent of how rules are
+    grouped into calls.
     """
 
     floors: dict[int, float]
+    fractions: dict[int, float]
 
     def keep(self, step: int, scores: Sequence[float]) -> list[bool]:
         """Which of one rule's live members (their validation `scores` at `step`) train on."""
@@ -96,14 +98,12 @@ class Halving:
         best = max(scores)
         if best < self.floors[step]:
             return [False] * len(scores)
-        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])[:math.ceil(KEEP_FRACTION * len(scores))]
+        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])[:math.ceil(self.fractions[step] * len(scores))]
         return [i in ranked or a >= best - LR_MARGIN for i, a in enumerate(scores)]
 
 
-KEEP_FRACTION = 1 / 3
-"""At a halving step a rule keeps at least this fraction of its live learning rates (the best ones)."""
-LR_MARGIN = 0.0
-"""... and every live learning rate scoring within this much of its best."""
+LR_MARGIN = 0.02
+"""At a halving step a rule also keeps every live learning rate scoring within this much of its best."""
 
 
 def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], steps: int, batch_size: int,
@@ -249,15 +249,19 @@ def _blocks(owner: Sequence[int], rows: Sequence[int], n_runs: int) -> list[slic
 
 def _halve(halving: Halving, step: int, runs: Sequence[RuleRun], blocks: Sequence[slice], alive: Tensor,
            accuracy: Sequence[float]) -> list[bool]:
-    """Which rows train on after halving step `step`: a rule's frozen (diverged or failed) rows leave too."""
+    """Which rows train on after halving step `step`: a rule's frozen (diverged or failed) rows leave too.
+
+    A stochastic rule keeps all its rows or none: its noise is drawn for its whole block, so a smaller block
+    would change the draws of the members kept (and their rewards would no longer be full fidelity's).
+    """
     keep = [True] * len(accuracy)
     for run, block in zip(runs, blocks, strict=True):
         live = [i for i in range(block.start, block.stop) if alive[i]]
         kept = halving.keep(step, [accuracy[i] for i in live]) if run.error is None else []
         for i in range(block.start, block.stop):
-            keep[i] = False
+            keep[i] = run.rule.stochastic and any(kept)
         for i, kept_i in zip(live, kept, strict=True):
-            keep[i] = kept_i
+            keep[i] = keep[i] or kept_i
     return keep
 
 
