@@ -107,8 +107,9 @@ def settings_from_args(args: argparse.Namespace):
     """The child-task options (see `child_options`) as validated `Settings`: bad input fails here, before work."""
     from optsearch.tasks.settings import PAPER_LRS, Settings
 
+    seeds = None if args.seeds == 1 else tuple(range(args.seed, args.seed + args.seeds))
     return Settings(args.task, PAPER_LRS if args.lrs is None else tuple(args.lrs), args.steps, args.batch_size,
-                    args.seed, args.device, args.data_dir, args.precision)
+                    args.seed, args.device, args.data_dir, args.precision, args.fidelity, args.extend_lrs, seeds)
 
 
 # --- show --------------------------------------------------------------------------------------
@@ -165,17 +166,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   TextColumn("member-steps"), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         job = bar.add_task("evaluate", total=None)
         evals = evaluate_settings(rules, settings, lambda done, total: bar.update(job, completed=done, total=total))
-    table = Table(title=f"{args.task}: reward = best validation {scoring.reward_text} over the learning-rate grid")
+    over = "" if settings.seeds is None else f", mean over seeds {', '.join(map(str, settings.seeds))} at one lr"
+    table = Table(title=f"{args.task}: reward = best validation {scoring.reward_text} over the learning-rate grid"
+                        + over)
     for col in ("rule", "reward", "best lr", f"test {scoring.reward_text}", "status", "time (s)"):
         table.add_column(col, justify="left" if col in ("rule", "status") else "right")
     for text, ev in zip(args.rules, evals, strict=True):
         d = ev.to_dict()
         best = next((p for p in d.get("per_lr", []) if p.get("lr") == d.get("best_lr")), {})
         test = best.get("test_acc")
-        table.add_row(text if text == str(ev.rule) else f"{text}  [dim]{ev.rule}[/]", f"{d['reward']:.4f}",
+        reward = f"{ev.reward:.4f}" + ("" if ev.sem is None else f" ± {ev.sem:.4f}")
+        status = d["status"] + ("" if ev.stopped_at is None else f" (stopped at step {ev.stopped_at})")
+        table.add_row(text if text == str(ev.rule) else f"{text}  [dim]{ev.rule}[/]", reward,
                       "-" if d.get("best_lr") is None else f"{d['best_lr']:g}",
-                      "-" if test is None else f"{test:.4f}", d["status"] + (f": {d['reason']}" if d.get("reason")
-                                                                              else ""),
+                      "-" if test is None else f"{test:.4f}", status + (f": {d['reason']}" if d.get("reason") else ""),
                       f"{d.get('wall_time', 0.0):.1f}")
     console.print(table)
     rows = [e.to_dict() for e in evals]
@@ -326,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="child forward/backward precision (auto: bf16 where the hardware has it)")
         p.add_argument("--threads", type=_whole(1), default=1,
                        help="torch threads in this process (1 is fastest for small children; use --workers)")
+        p.add_argument("--fidelity", default="full", choices=("full", "halving"),
+                       help="halving: stop hopeless learning rates and rules early (several times faster)")
+        p.add_argument("--extend-lrs", action="store_true",
+                       help="try the next decade while a rule's best learning rate is at the grid's edge")
+        p.add_argument("--seeds", type=_whole(1), default=1,
+                       help="score each rule on N seeds (--seed … --seed + N - 1): mean reward at one lr")
 
     p = sub.add_parser("evaluate", help="train rules on a child task and print their rewards")
     p.add_argument("rules", nargs="+", help="rule texts or zoo names")

@@ -123,7 +123,8 @@ def test_trial_from_evaluation_keeps_every_fact_through_the_store(tmp_path):
         store.add_trial(trial)
         (stored,) = store.trials()
     assert stored == trial and stored.status is Status.OK
-    assert stored.per_lr == [dict(lr=0.1, val_acc=0.75, test_acc=0.7, loss=0.3, diverged_at=None, curve=[0.5, 0.75])]
+    assert stored.per_lr == [dict(lr=0.1, val_acc=0.75, test_acc=0.7, loss=0.3, diverged_at=None, curve=[0.5, 0.75],
+                                  stopped_at=None)]
     assert stored.curve[1] == dict(step=20, val_acc=0.75) and stored.complexity == rule.complexity
 
 

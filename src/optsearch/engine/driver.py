@@ -82,7 +82,8 @@ class SearchConfig:
         """Read `to_json` or the older flat form (no device/data_dir; lrs null for the paper's grid)."""
         settings = None if d.get("task") is None else Settings(
             d["task"], PAPER_LRS if d.get("lrs") is None else tuple(d["lrs"]), d.get("steps"), d.get("batch_size"),
-            d["seed"], d.get("device") or "cpu", d.get("data_dir"), d.get("precision", "auto"))
+            d["seed"], d.get("device") or "cpu", d.get("data_dir"), d.get("precision", "auto"),
+            d.get("fidelity", "full"), d.get("extend_lrs", False), d.get("seeds") and tuple(d["seeds"]))
         return cls(settings, d.get("objective"), d["strategy"], d["seed"], d["groups"], d["decays"],
                    d.get("strategy_options", {}))
 
@@ -185,6 +186,9 @@ def search(
     device: str | None = None,
     precision: str | None = None,
     data_dir: str | None = None,
+    seeds: int = 1,
+    fidelity: str | None = None,
+    extend_lrs: bool | None = None,
     settings: Settings | None = None,
     resume: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -193,7 +197,8 @@ def search(
     """Search for update rules until `budget` unique rules are evaluated.
 
     Score rules on a child task, given as `settings` or as the keywords task/lrs/steps/batch_size/device/
-    precision/data_dir (default: mnist1d; batched evaluation, see `optsearch.evaluate`), or with any
+    precision/data_dir/fidelity/extend_lrs (default: mnist1d; batched evaluation, see `optsearch.evaluate`;
+    `seeds` N > 1 scores each rule by its mean reward over seeds seed … seed + N - 1), or with any
     `objective(rule) -> float` (it runs in this process). `db` is the SQLite trial store: `resume=None` resumes
     an existing one (its config must match) or starts one; True requires one; False refuses one that holds a
     search. A db without trials or samples (a start that failed) is taken over. See `Schedule` for batch, ahead
@@ -205,7 +210,8 @@ def search(
     opened: bad input raises a ValueError naming it and leaves no db behind.
     """
     settings = _settings(task, objective, settings, seed, lrs=lrs, steps=steps, batch_size=batch_size,
-                         device=device, precision=precision, data_dir=data_dir)
+                         device=device, precision=precision, data_dir=data_dir, fidelity=fidelity,
+                         extend_lrs=extend_lrs, seeds=None if seeds == 1 else seeds)
     seed = seed if seed is not None else settings.seed if settings is not None else 0
     name = None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__)
     config = SearchConfig(settings, name, strategy, seed, groups, decays, dict(strategy_options))
@@ -447,9 +453,13 @@ def _settings(task: str | None, objective: Callable[[Rule], float] | None, setti
         if given:
             raise SettingsError(f"give settings or the keywords {', '.join(given)}, not both")
         return settings
+    seed = 0 if seed is None else seed
+    n_seeds = 1 if keywords["seeds"] is None else keywords["seeds"]
+    check_positive_int("seeds", n_seeds)
     return Settings(task or "mnist1d", PAPER_LRS if keywords["lrs"] is None else tuple(keywords["lrs"]),
-                    keywords["steps"], keywords["batch_size"], 0 if seed is None else seed,
-                    keywords["device"] or "cpu", keywords["data_dir"], keywords["precision"] or "auto")
+                    keywords["steps"], keywords["batch_size"], seed, keywords["device"] or "cpu",
+                    keywords["data_dir"], keywords["precision"] or "auto", keywords["fidelity"] or "full",
+                    bool(keywords["extend_lrs"]), None if n_seeds == 1 else tuple(range(seed, seed + n_seeds)))
 
 
 def _ray_options(address: str | None, settings: Settings | None) -> dict[str, Any]:

@@ -6,7 +6,9 @@ Everything here is plain data (`to_dict()` is JSON), so it crosses process and m
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+import statistics
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -29,7 +31,9 @@ class LrResult:
 
     Scores are on the reward scale, higher is better (accuracy; 1/perplexity; 1/(1+mse): see `tasks.metrics`),
     under the names `val_acc` / `test_acc` that stored searches already use. A diverged member (loss or weights
-    non-finite at step `diverged_at`) scores 0 from then on and has no loss.
+    non-finite at step `diverged_at`) scores 0 from then on and has no loss. A member stopped early by successive
+    halving (`stopped_at`: the last step it trained) keeps the scores it had then and has no loss; its curve
+    ends there.
     """
 
     lr: float
@@ -38,10 +42,17 @@ class LrResult:
     loss: float | None = None  # mean training loss over the last 10% of the steps
     diverged_at: int | None = None
     curve: list[float] = field(default_factory=list)  # validation score at `curve_steps(steps)`
+    stopped_at: int | None = None
 
     @property
     def diverged(self) -> bool:
         return self.diverged_at is not None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LrResult:
+        """Read `asdict` output, or a per_lr dict of an older store (`diverged`: bool, no curve)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -59,6 +70,11 @@ class Evaluation:
     invalid). status: see `Status`; `reason` says why when it is not ok. `curve` is the validation score of the
     best learning rate at a few steps.
     `wall_time` is this rule's share of the training time in seconds.
+    `stopped_at`: the step at which successive halving stopped the whole rule (None: some lr trained to the end);
+    its reward is then its best score at that step.
+    Several `seeds`: one learning rate is chosen by the mean validation score over the seeds, `seed_rewards` are
+    each seed's score at that lr and `reward` their mean; `per_lr` holds the means over seeds. (Each seed's own
+    best lr would be optimistic: it picks the lr on the same noise it reports.)
     """
 
     rule: str
@@ -73,9 +89,22 @@ class Evaluation:
     batch_size: int = 0
     seed: int = 0
     wall_time: float = 0.0
+    stopped_at: int | None = None
+    seeds: list[int] = field(default_factory=list)
+    seed_rewards: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)
+
+    @property
+    def std(self) -> float | None:
+        """The sample standard deviation of the per-seed rewards (None with fewer than two seeds)."""
+        return statistics.stdev(self.seed_rewards) if len(self.seed_rewards) > 1 else None
+
+    @property
+    def sem(self) -> float | None:
+        """The standard error of the mean reward over seeds (None with fewer than two seeds)."""
+        return None if self.std is None else self.std / math.sqrt(len(self.seed_rewards))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
@@ -86,6 +115,6 @@ class Evaluation:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Evaluation:
         d = dict(d)
-        d["per_lr"] = [LrResult(**p) for p in d.get("per_lr", [])]
+        d["per_lr"] = [LrResult.from_dict(p) for p in d.get("per_lr", [])]
         d["curve"] = [CurvePoint(**c) for c in d.get("curve", [])]
         return cls(**d)

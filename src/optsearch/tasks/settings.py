@@ -16,9 +16,13 @@ import torch
 
 PAPER_LRS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """The paper's learning-rate grid."""
+LR_LIMITS: tuple[float, float] = (1e-7, 1e2)
+"""How far `extend_lrs` goes: a decade is tried only within these bounds."""
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 """auto: bfloat16 autocast where the hardware computes it natively; bf16 / fp32 force one."""
 DEVICE_TYPES: tuple[str, ...] = ("cpu", "cuda", "mps")
+FIDELITIES: tuple[str, ...] = ("full", "halving")
+"""full: every (rule, lr) member trains every step; halving: hopeless members stop early (`tasks.halving`)."""
 MAX_SEED = 2**63 - 1
 
 
@@ -28,12 +32,16 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Which task, learning-rate grid, budget, seed, device and precision score a rule.
+    """Which task, learning-rate grid, budget, seed(s), device, precision and fidelity score a rule.
 
     `task` is a task name or a `file.py:function` spec (see `tasks.registry`); a spec's file path is made
     absolute so workers find it. `steps` / `batch_size` None mean the task's default budget (`resolved()` fills
     them in). `device` is checked for form here; whether such a device exists is checked where training happens
     (`check_device`), since a Ray cluster's workers may have GPUs the driver lacks.
+    `seeds` (None: just `seed`) scores a rule on each seed and rewards the mean; `seed` becomes the first of them.
+    `fidelity` "halving" stops hopeless members early; `extend_lrs` tries the next decade (within `LR_LIMITS`)
+    while a rule's best learning rate is at the edge of those tried. Both change rewards, so both default off
+    (committed stores stay reproducible).
     """
 
     task: str = "mnist1d"  # a Task object given here is registered in this process and replaced by its name
@@ -44,6 +52,9 @@ class Settings:
     device: str = "cpu"
     data_dir: str | None = None
     precision: str = "auto"
+    fidelity: str = "full"
+    extend_lrs: bool = False
+    seeds: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         from optsearch.tasks.registry import Task, get_task, is_spec, normalize_spec, register
@@ -61,10 +72,21 @@ class Settings:
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_int_in("seed", self.seed, 0, MAX_SEED)
+        if self.seeds is not None:
+            object.__setattr__(self, "seeds", check_seeds(self.seeds))
+            object.__setattr__(self, "seed", self.seeds[0])
         object.__setattr__(self, "device", check_device_name(self.device))
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", str(self.data_dir))
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("fidelity", self.fidelity, FIDELITIES)
+        if not isinstance(self.extend_lrs, bool):
+            raise SettingsError(f"extend_lrs: got {self.extend_lrs!r}; allowed: true or false")
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        """The seeds a rule is scored on."""
+        return self.seeds or (self.seed,)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes`, validated like a new one."""
@@ -95,6 +117,7 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["lrs"] = list(self.lrs)
+        d["seeds"] = None if self.seeds is None else list(self.seeds)
         return d
 
     @classmethod
@@ -103,7 +126,7 @@ class Settings:
         unknown = sorted(set(d) - known)
         if unknown:
             raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
-        return cls(**{k: tuple(v) if k == "lrs" else v for k, v in d.items()})
+        return cls(**{k: tuple(v) if k in ("lrs", "seeds") and v is not None else v for k, v in d.items()})
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -131,6 +154,16 @@ def check_lrs(lrs: Sequence[float]) -> tuple[float, ...]:
                              and lr > 0 for lr in values):
         raise SettingsError(f"lrs: got {lrs!r}; allowed: a non-empty list of finite numbers > 0")
     return tuple(dict.fromkeys(float(lr) for lr in values))
+
+
+def check_seeds(seeds: Any) -> tuple[int, ...]:
+    """A non-empty tuple of distinct seeds, each a whole number from 0 to MAX_SEED."""
+    values = tuple(seeds) if isinstance(seeds, Sequence) and not isinstance(seeds, str) else ()
+    if not values or len(set(values)) != len(values):
+        raise SettingsError(f"seeds: got {seeds!r}; allowed: a non-empty list of distinct whole numbers")
+    for seed in values:
+        check_int_in("seeds", seed, 0, MAX_SEED)
+    return values
 
 
 def check_device_name(device: Any) -> str:
