@@ -140,9 +140,10 @@ def winners_curse_png(points: Sequence[tuple[str, float, float, float]], rho: fl
     """Stage-1 reward (the search's, one seed) against the stage-2 mean (fresh seeds, ± sem) of each re-scored rule:
     points far below the diagonal trend were lucky in the search."""
     fig, ax = _axes(8.0, 4.8)
-    for name, stage1, mean, sem in points:
+    for k, (name, stage1, mean, sem) in enumerate(points):
         ax.errorbar(stage1, mean, yerr=0.0 if math.isnan(sem) else sem, fmt="o", color="tab:blue", ms=5, capsize=3)
-        ax.annotate(_short(name, 28), (stage1, mean), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        if k < 5:  # the best five of stage 2 (points come best first); more labels would only overlap
+            ax.annotate(_short(name, 28), (stage1, mean), fontsize=7, xytext=(4, 3), textcoords="offset points")
     if best_baseline is not None:
         name, mean = best_baseline
         ax.axhline(mean, color="tab:red", ls="--", lw=1.5, label=f"best baseline: {name} ({mean:.3f})")
