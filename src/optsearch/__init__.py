@@ -4,10 +4,11 @@
     opt = optsearch.RuleOptimizer(model.parameters(), rule, lr=0.01)
     ev = optsearch.evaluate(rule, task="mnist1d")
     run = optsearch.strategies(task="mnist1d", strategy="ppo", budget=300, db="runs/demo.sqlite")
+    result = optsearch.funnel("runs/demo.sqlite")   # re-score the best rules over seeds and held-out tasks
 """
 
 from optsearch.dsl import Rule, RuleError, parse
-from optsearch.engine import search
+from optsearch.engine import funnel, search
 from optsearch.export import export
 from optsearch.optim import (
     AddSign,
@@ -25,6 +26,6 @@ from optsearch.tasks import Evaluation, Task, evaluate
 
 __all__ = [
     "AddSign", "Evaluation", "LinearCosineDecay", "PowerSign", "Rule", "RuleError", "RuleOptimizer",
-    "cosine_decay", "evaluate", "export", "linear_decay", "make_optimizer", "make_strategy", "parse",
+    "cosine_decay", "evaluate", "export", "funnel", "linear_decay", "make_optimizer", "make_strategy", "parse",
     "restart_decay", "search", "Task", "zoo",
 ]

@@ -1,4 +1,4 @@
-"""The `optsearch` command: show, evaluate, search, tasks, benchmark, report.
+"""The `optsearch` command: show, evaluate, search, funnel, tasks, benchmark, report.
 
 Bad input is one line on stderr and exit code 2, never a traceback. Ctrl-C (SIGINT) and SIGTERM stop a command
 the same way (a search keeps every finished trial and shuts its workers down); the exit code is then 130 after
@@ -245,6 +245,82 @@ def cmd_search(args: argparse.Namespace) -> int:
     return _Interrupt.code if result.stopped == "interrupted" else 0
 
 
+# --- funnel ------------------------------------------------------------------------------------
+def _names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
+    return names
+
+
+def _budgets(text: str) -> int | dict[str, int]:
+    """`--steps`: one number for every task, or TASK=N pairs separated by commas."""
+    try:
+        if "=" not in text:
+            return int(text)
+        pairs = [item.split("=") for item in _names(text)]
+        return {task.strip(): int(n) for task, n in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or TASK=N pairs separated by commas, got {text!r}"
+                                         ) from None
+
+
+def cmd_funnel(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from optsearch.engine.funnel import (
+        ENTRY_HEADERS,
+        FUNNEL_BASELINES,
+        STANDING_HEADERS,
+        entry_texts,
+        explanation,
+        funnel,
+        standing_texts,
+    )
+
+    bar = Progress(TextColumn("[bold]funnel {task.fields[stage]}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total} evaluations"), TimeElapsedColumn(), TimeRemainingColumn(),
+                   console=console)
+    jobs: dict[str, int] = {}  # the bar starts with the first progress, so an error before the work is just the error
+
+    def show(p) -> None:
+        if not jobs:
+            bar.start()
+        if p.stage not in jobs:
+            jobs[p.stage] = bar.add_task(p.stage, total=p.total, stage=p.stage)
+        bar.update(jobs[p.stage], completed=p.done, total=p.total)
+
+    try:
+        result = funnel(args.db, top=args.top, seeds=args.seeds, finalists=args.finalists, tasks=args.tasks,
+                        transfer_seeds=args.transfer_seeds, steps=args.steps, lrs=args.lrs,
+                        baselines=[*FUNNEL_BASELINES, *(args.baselines or [])], workers=args.workers,
+                        executor=args.executor, address=args.address, on_progress=show)
+    finally:
+        if jobs:
+            bar.stop()
+    for table in [result.proxy, *result.transfer]:
+        stage = "stage 2, the search's task" if table.stage == "proxy" else "stage 3, held out"
+        out = Table(title=f"{table.task} ({stage}; {len(table.seeds)} seeds)")
+        for col in ENTRY_HEADERS:
+            out.add_column(col, justify="left" if col in ("rule", "verdict") else "right")
+        for rank, entry in enumerate(table.entries, 1):
+            out.add_row(*entry_texts(rank, entry), style="dim" if entry.baseline else None)
+        console.print(out)
+    tasks = [t.task for t in result.transfer]
+    board = Table(title="leaderboard over the held-out tasks (gap to each task's best baseline)")
+    for col in (*STANDING_HEADERS, *tasks):
+        board.add_column(col, justify="left" if col == "rule" else "right")
+    for rank, standing in enumerate(result.leaderboard, 1):
+        board.add_row(*standing_texts(rank, standing, tasks))
+    console.print(board)
+    pairs, rho = result.winners_curse
+    console.print(explanation(result), highlight=False)
+    console.print(f"stage 1 (search reward) vs stage 2 (mean over fresh seeds): Spearman {rho:.2f} over "
+                  f"{len(pairs)} rules; {result.computed} evaluations computed now, {result.reused} found in the db; "
+                  f"stopped: {result.stopped}", highlight=False)
+    return _Interrupt.code if result.stopped == "interrupted" else 0
+
+
 # --- tasks -------------------------------------------------------------------------------------
 def cmd_tasks(args: argparse.Namespace) -> int:
     from optsearch.tasks import task_table
@@ -360,6 +436,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="subtracted from a re-sampled rule's reward when told to the strategy")
     p.add_argument("--top", type=_whole(1), default=10, help="rows of the final leaderboard")
     p.set_defaults(fn=cmd_search)
+
+    p = sub.add_parser("funnel", help="after a search: re-score its best rules over fresh seeds and on held-out "
+                       "tasks against tuned baselines (resumable; results in the same db)")
+    p.add_argument("db", help="the search's SQLite db")
+    p.add_argument("--top", type=_whole(1), default=20, help="stage 2: the search's best K rules (default 20)")
+    p.add_argument("--seeds", type=_whole(2), default=10, help="stage 2: fresh seeds on the search's task (10)")
+    p.add_argument("--finalists", type=_whole(1), default=10, help="stage 3: the best M of stage 2 (default 10)")
+    p.add_argument("--tasks", type=_names, help="stage 3: held-out tasks, comma separated "
+                   "(default fashion_mnist_conv,kjv_char_lstm, less the search's own)")
+    p.add_argument("--transfer-seeds", type=_whole(2), default=3, help="stage 3: seeds per task (default 3)")
+    p.add_argument("--steps", type=_budgets, help="stage 3: steps per member, for every task or TASK=N,... "
+                   "(default: each task's search budget)")
+    p.add_argument("--lrs", type=_floats, help="stage 3: learning-rate grid (default: the search's)")
+    p.add_argument("--baselines", nargs="+", help="more baselines (zoo names or rule texts) beside sgd, momentum, "
+                   "adam and rmsprop")
+    p.add_argument("--workers", type=_whole(1), default=1)
+    p.add_argument("--executor", default="inline", help="inline, process or ray")
+    p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
+    p.add_argument("--threads", type=_whole(1), default=1, help="torch threads in this process")
+    p.set_defaults(fn=cmd_funnel)
 
     p = sub.add_parser("benchmark", help="transfer benchmark: optimizers × lr grid × seeds on a bigger task")
     p.add_argument("optimizers", nargs="+", help="zoo names (sgd, momentum, adam, powersign-ld, ...) or rules")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import optsearch.engine.driver as driver
+import optsearch.engine.executors as executors
 from optsearch.dsl import parse
 from optsearch.engine import ConfigMismatch, SearchConfig, SearchExists, Store, Trial, search
 from optsearch.engine.store import BASELINE
@@ -107,7 +107,7 @@ class Interrupting:
 
 def test_ctrl_c_during_the_baselines_closes_the_executor_and_the_store(tmp_path, monkeypatch):
     ex = Interrupting()
-    monkeypatch.setattr(driver, "make_executor", lambda *a, **k: ex)
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: ex)
     result = search(**TINY, executor="process", db=tmp_path / "s.sqlite")
     assert result.stopped == "interrupted" and ex.closed
     assert result.n_unique == 0

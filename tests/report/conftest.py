@@ -72,3 +72,50 @@ def make_bench_dir(path: Path, metric: str) -> Path:
                 runs.append(Run(name, lr, seed, epochs[:1] if diverged else epochs, diverged, 1.0))
     BenchmarkResult("synthetic", metric, lower, {"epochs": 4, "seeds": 3}, runs).write(path)
     return path
+
+
+@pytest.fixture
+def funnel_db(tmp_path: Path) -> Path:
+    return make_funnel_db(tmp_path / "funnel.sqlite")
+
+
+BEST = "adam * exp(sign(g) * sign(m))"
+"""The rule a synthetic funnel makes clearly better than every baseline, on every task and seed."""
+
+
+@pytest.fixture
+def funnel_best() -> str:
+    return BEST
+
+
+def make_funnel_db(path: Path) -> Path:
+    """`make_search_db` plus a complete synthetic funnel: 4 candidates × 4 seeds on mnist1d, 2 finalists × 3 seeds
+    on digits, the four baselines; BEST scores 0.1 above the rest on every seed, the others are noise."""
+    from optsearch.engine.funnel import PROXY, FunnelConfig, analyze, make_plan
+    from optsearch.engine.store import StoredEvaluation
+    from optsearch.tasks import Evaluation, LrResult, Settings
+
+    make_search_db(path)
+    rng = random.Random(2)
+    with Store(path) as store:
+        trials = store.trials(order="reward")
+        config = FunnelConfig(top=4, seeds=4, finalists=2, tasks=("digits",), transfer_seeds=3)
+        plan = make_plan(config, Settings("mnist1d", (0.01, 0.1), 100), trials)
+        store.set_meta("funnel", plan.to_json())
+
+        def write(stage, rules):
+            for rule in rules:
+                for seed in stage.seeds:
+                    score = 0.5 + 0.02 * rng.random() + (0.1 if str(rule) == BEST else 0.0)
+                    per_lr = [LrResult(0.01, score, score - 0.01), LrResult(0.1, score - 0.2, score - 0.2)]
+                    ev = Evaluation(str(rule), stage.task, score, "ok", per_lr=per_lr, best_lr=0.01, steps=100,
+                                    batch_size=32, seed=seed)
+                    store.add_evaluation(StoredEvaluation(rule.fingerprint, str(rule), stage.name, stage.task, seed,
+                                                          stage.key, ev))
+
+        write(plan.proxy, [*plan.baselines.values(), *plan.candidates])
+        finals = analyze(plan, store.evaluations()).finalists
+        assert plan.proxy.name == PROXY and str(finals[0]) == BEST
+        for stage in plan.transfer:
+            write(stage, [*plan.baselines.values(), *finals])
+    return path

@@ -54,3 +54,10 @@ def test_search_report_renders_in_chromium(search_db, tmp_path):
 
 def test_benchmark_report_renders_in_chromium(bench_dir, tmp_path):
     check_page(write_benchmark_report(bench_dir, tmp_path / "bench"), tmp_path)
+
+
+def test_funnel_report_renders_in_chromium(funnel_db, tmp_path):
+    html = write_report(funnel_db, tmp_path / "funnel")
+    check_page(html, tmp_path)
+    dom = chromium(tmp_path, "--dump-dom", html.as_uri())
+    assert "Funnel: final leaderboard" in dom and 'alt="stage 1 reward vs stage 2 mean"' in dom

@@ -1,4 +1,4 @@
-"""The search driver: strategies ask, the evaluator scores, the SQLite store remembers."""
+"""The search driver: strategies ask, the evaluator scores, the SQLite store remembers; then the funnel re-scores."""
 
 from optsearch.engine.driver import (
     ConfigMismatch,
@@ -11,10 +11,11 @@ from optsearch.engine.driver import (
     search,
 )
 from optsearch.engine.executors import EvalJob, InlineExecutor, ProcessExecutor, make_executor
-from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, Trial
+from optsearch.engine.funnel import FunnelResult, funnel
+from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, StoredEvaluation, Trial
 
 __all__ = [
-    "BASELINE", "BASELINES", "ConfigMismatch", "EvalJob", "InlineExecutor", "ProcessExecutor",
-    "Progress", "Sample", "Schedule", "SearchConfig", "SearchExists", "SearchLoop", "SearchResult", "Store", "Trial",
-    "make_executor", "search",
+    "BASELINE", "BASELINES", "ConfigMismatch", "EvalJob", "FunnelResult", "InlineExecutor", "ProcessExecutor",
+    "Progress", "Sample", "Schedule", "SearchConfig", "SearchExists", "SearchLoop", "SearchResult", "Store",
+    "StoredEvaluation", "Trial", "funnel", "make_executor", "search",
 ]

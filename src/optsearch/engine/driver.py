@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from optsearch.dsl import Rule, parse, rejection
-from optsearch.engine.executors import EXECUTORS, EvalJob, Executor, make_executor, run_job
+from optsearch.engine.executors import EvalJob, Executor, check_executor, job_evaluations, run_job, start_executor
 from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, StoreError, Trial
 from optsearch.strategies import Strategy, make_strategy, state_from_bytes, state_to_bytes
 from optsearch.tasks.results import Evaluation, Status
@@ -29,7 +29,6 @@ from optsearch.tasks.settings import (
     PAPER_LRS,
     Settings,
     SettingsError,
-    check_choice,
     check_int_in,
     check_positive_int,
 )
@@ -218,11 +217,7 @@ def search(
     schedule = Schedule(budget, batch, ahead, duplicate_penalty, max_samples)
     strat = config.make_strategy()
     baseline_rules = [] if objective is not None else list(dict.fromkeys(parse(t) for t in baselines))
-    if isinstance(executor, str):
-        check_choice("executor", executor, EXECUTORS)
-        check_positive_int("workers", workers)
-        if settings is not None and executor != "ray":  # Ray's workers may have devices this machine lacks
-            settings.check_device()
+    check_executor(executor, workers, settings)
     _check_db_path(db, resume)
 
     store: Store | None = None
@@ -230,8 +225,7 @@ def search(
     try:
         store = _open_store(db)
         _claim(store, config, resume)
-        ex = executor if not isinstance(executor, str) else make_executor(
-            executor, workers, **(_ray_options(address, settings) if executor == "ray" else {}))
+        ex = start_executor(executor, workers, address, settings)
         loop = SearchLoop(store, strat, _Evaluator(settings, objective, ex), schedule, on_progress)
         stopped = loop.run(config.strategy, baseline_rules)
         trials = [t for t in store.trials(order="reward") if t.status != Status.REJECTED]
@@ -401,8 +395,7 @@ class _Evaluator:
             chunks = {}
             for i in range(n):
                 chunk = rules[i::n]
-                job = EvalJob(tuple(r.tokens for r in chunk), self.settings)
-                chunks[self.ex.submit(run_job, job)] = chunk
+                chunks[self.ex.submit(run_job, EvalJob.of(chunk, self.settings))] = chunk
         self.steps.update(dict.fromkeys(chunks, step))
         return chunks
 
@@ -413,17 +406,9 @@ class _Evaluator:
 
     def trials(self, future: cf.Future, chunk: list[Rule], strategy: str) -> list[Trial]:
         """The Trials of a finished chunk; a chunk whose evaluation broke is stored as failed, never dropped."""
-        try:
-            evals = [self._result(r) for r in future.result()]
-        except Exception as exc:  # noqa: BLE001 - a failed batch is recorded, never dropped
-            evals = [self.untrained(rule, Status.FAILED, f"{type(exc).__name__}: {exc}") for rule in chunk]
+        evals = job_evaluations(future, chunk, self.task)
         step = self.steps.pop(future)
         return [Trial.from_evaluation(ev, rule, strategy, step) for rule, ev in zip(chunk, evals, strict=True)]
-
-    @staticmethod
-    def _result(r: Evaluation | dict[str, Any]) -> Evaluation:
-        """An objective's Evaluation, or a worker's (sent as `Evaluation.to_dict()`)."""
-        return r if isinstance(r, Evaluation) else Evaluation.from_dict(r)
 
     def untrained(self, rule: Rule, status: Status, reason: str, reward: float = 0.0) -> Evaluation:
         """The result of a rule that was never trained (rejected) or whose evaluation broke (failed)."""
@@ -460,11 +445,6 @@ def _settings(task: str | None, objective: Callable[[Rule], float] | None, setti
                     keywords["steps"], keywords["batch_size"], seed, keywords["device"] or "cpu",
                     keywords["data_dir"], keywords["precision"] or "auto", keywords["fidelity"] or "full",
                     bool(keywords["extend_lrs"]), None if n_seeds == 1 else tuple(range(seed, seed + n_seeds)))
-
-
-def _ray_options(address: str | None, settings: Settings | None) -> dict[str, Any]:
-    gpus = 1 if settings is not None and settings.device.startswith("cuda") else 0
-    return dict(address=address, gpus_per_worker=gpus)
 
 
 def _check_db_path(db: str | Path | None, resume: bool | None) -> None:

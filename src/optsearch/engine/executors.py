@@ -12,14 +12,15 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
 from optsearch.dsl import Rule
-from optsearch.tasks.settings import Settings
+from optsearch.tasks.results import Evaluation, Status
+from optsearch.tasks.settings import Settings, check_choice, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class EvalJob:
     tokens: tuple[tuple[str, ...], ...]
     settings: Settings
 
+    @classmethod
+    def of(cls, rules: Sequence[Rule], settings: Settings) -> EvalJob:
+        return cls(tuple(r.tokens for r in rules), settings)
+
 
 def run_job(job: EvalJob) -> list[dict[str, Any]]:
     """Evaluate a job; one dict per rule (Evaluation.to_dict()). Runs on the worker."""
@@ -36,6 +41,15 @@ def run_job(job: EvalJob) -> list[dict[str, Any]]:
 
     rules = [Rule.from_tokens(t) for t in job.tokens]
     return [ev.to_dict() for ev in evaluate_settings(rules, job.settings)]
+
+
+def job_evaluations(future: cf.Future, rules: Sequence[Rule], task: str) -> list[Evaluation]:
+    """The Evaluations of a finished job, one per rule (a worker sends `Evaluation.to_dict()`s); a job whose
+    evaluation broke gives `failed` ones, so a result is recorded, never dropped."""
+    try:
+        return [r if isinstance(r, Evaluation) else Evaluation.from_dict(r) for r in future.result()]
+    except Exception as exc:  # noqa: BLE001 - a failed batch is recorded, never dropped
+        return [Evaluation(str(rule), task, 0.0, Status.FAILED, f"{type(exc).__name__}: {exc}") for rule in rules]
 
 
 class Executor(Protocol):
@@ -113,6 +127,27 @@ class ProcessExecutor:
 
 
 EXECUTORS = ("inline", "process", "ray")
+
+
+def check_executor(executor: str | Executor, workers: int, settings: Settings | None) -> None:
+    """Refuse an unknown executor name, a bad worker count or (off Ray, whose workers may have devices this machine
+    lacks) a device that is not here: before a db is opened or a worker started."""
+    if isinstance(executor, str):
+        check_choice("executor", executor, EXECUTORS)
+        check_positive_int("workers", workers)
+        if settings is not None and executor != "ray":
+            settings.check_device()
+
+
+def start_executor(executor: str | Executor, workers: int, address: str | None,
+                   settings: Settings | None) -> Executor:
+    """`executor` itself when it is one (its owner closes it), else a new one of that name (the caller closes it);
+    Ray workers get a GPU each when `settings` train on CUDA."""
+    if not isinstance(executor, str):
+        return executor
+    gpus = 1 if settings is not None and settings.device.startswith("cuda") else 0
+    return make_executor(executor, workers, **(dict(address=address, gpus_per_worker=gpus)
+                                               if executor == "ray" else {}))
 
 
 def make_executor(name: str, workers: int = 1, **options: Any) -> Executor:

@@ -3,7 +3,9 @@
 Every evaluated rule is a row of `trials` (one per fingerprint); every rule a strategy sampled is a row
 of `samples` (duplicates and rejections included: the controller's learning curve needs them);
 `meta` holds the search config; `checkpoints` the strategy state, as bytes that load without pickle.
-Each write commits at once, so a killed search loses nothing that had finished.
+`evaluations` holds the funnel's results (see `engine.funnel`): one row per rule, stage, task, seed and settings.
+Each write commits at once, so a killed search or funnel loses nothing that had finished. Stores written before a
+table existed stay readable: a missing `evaluations` table reads as empty.
 """
 
 from __future__ import annotations
@@ -60,6 +62,22 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     state BLOB NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    task TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    settings TEXT NOT NULL,
+    steps INTEGER NOT NULL,
+    batch_size INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reward REAL NOT NULL,
+    evaluation TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (fingerprint, stage, task, seed, settings)
+);
 """
 
 
@@ -112,6 +130,26 @@ class Sample:
     kind: str
     created_at: float = 0.0
     id: int | None = None
+
+
+@dataclass
+class StoredEvaluation:
+    """One funnel result: `rule` trained on `task` at `seed` under the settings whose key is `settings` (see
+    `funnel.settings_key`), in funnel `stage` (proxy | transfer). `key` is unique in the store."""
+
+    fingerprint: str
+    rule: str
+    stage: str
+    task: str
+    seed: int
+    settings: str
+    evaluation: Evaluation
+    created_at: float = 0.0
+    id: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, int, str]:
+        return self.fingerprint, self.stage, self.task, self.seed, self.settings
 
 
 class StoreError(ValueError):
@@ -220,6 +258,33 @@ class Store:
 
     def count_samples(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+    # --- funnel evaluations ------------------------------------------------------------------------
+    def add_evaluation(self, e: StoredEvaluation) -> bool:
+        """Store a funnel result; a row of the same key is kept unless it failed (a broken worker, not the rule),
+        which the new result replaces. Returns whether the row was written."""
+        e.created_at = e.created_at or time.time()
+        ev = e.evaluation
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO evaluations (fingerprint, rule, stage, task, seed, settings, steps, batch_size, status, "
+                "reward, evaluation, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (fingerprint, stage, task, seed, settings) DO UPDATE SET status = excluded.status, "
+                "reward = excluded.reward, evaluation = excluded.evaluation, created_at = excluded.created_at "
+                f"WHERE evaluations.status = '{Status.FAILED}'",
+                (e.fingerprint, e.rule, e.stage, e.task, e.seed, e.settings, ev.steps, ev.batch_size, ev.status,
+                 float(ev.reward), ev.to_json(), e.created_at))
+        return cur.rowcount > 0
+
+    def evaluations(self) -> list[StoredEvaluation]:
+        """Every funnel result, oldest first (none in a store written before the funnel existed)."""
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evaluations'"
+                               ).fetchone():
+            return []
+        rows = self.db.execute("SELECT id, fingerprint, rule, stage, task, seed, settings, evaluation, created_at "
+                               "FROM evaluations ORDER BY id")
+        return [StoredEvaluation(**{**row, "evaluation": Evaluation.from_dict(json.loads(row["evaluation"]))})
+                for row in _dicts(rows)]
 
     # --- strategy checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, step: int, n_samples: int, state: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -131,6 +132,25 @@ def lr_sensitivity_png(per_lr: Mapping[str, tuple[Sequence[float], Sequence[floa
     ax.set(xscale="log", yscale="log" if lower_is_better else "linear", xlabel="learning rate",
            ylabel=f"best validation {metric} (mean over seeds)", title="Learning-rate sensitivity")
     ax.legend(fontsize=7)
+    return to_png(fig)
+
+
+def winners_curse_png(points: Sequence[tuple[str, float, float, float]], rho: float,
+                      best_baseline: tuple[str, float] | None) -> bytes:
+    """Stage-1 reward (the search's, one seed) against the stage-2 mean (fresh seeds, ± sem) of each re-scored rule:
+    points far below the diagonal trend were lucky in the search."""
+    fig, ax = _axes(8.0, 4.8)
+    for k, (name, stage1, mean, sem) in enumerate(points):
+        ax.errorbar(stage1, mean, yerr=0.0 if math.isnan(sem) else sem, fmt="o", color="tab:blue", ms=5, capsize=3)
+        if k < 5:  # the best five of stage 2 (points come best first); more labels would only overlap
+            ax.annotate(_short(name, 28), (stage1, mean), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    if best_baseline is not None:
+        name, mean = best_baseline
+        ax.axhline(mean, color="tab:red", ls="--", lw=1.5, label=f"best baseline: {name} ({mean:.3f})")
+        ax.legend(loc="lower right", fontsize=8)
+    rho_text = "n/a" if math.isnan(rho) else f"{rho:.2f}"
+    ax.set(xlabel="stage 1: search reward (validation, search seed)",
+           ylabel="stage 2: mean test score (fresh seeds)", title=f"Winner's curse: Spearman ρ = {rho_text}")
     return to_png(fig)
 
 

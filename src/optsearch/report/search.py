@@ -7,9 +7,11 @@ from collections import Counter
 from pathlib import Path
 
 from optsearch.dsl import RuleError, parse
+from optsearch.engine.funnel import load_funnel
 from optsearch.engine.store import BASELINE, Sample, Store, Trial
 from optsearch.report import plots
 from optsearch.report.formula import latex_png
+from optsearch.report.funnel import funnel_sections
 from optsearch.report.page import Cell, Code, Image, Page, Section, Table, write_page
 from optsearch.report.series import evaluated, kind_counts, learning_curve, pareto_front
 
@@ -21,11 +23,13 @@ def write_report(db_path: str | Path, out_dir: str | Path, top: int = 10) -> Pat
     """Write the search report for `db_path` into `out_dir`; returns the path of `index.html`.
 
     The db is opened read-only, so a report can run beside the search writing it and never alters a file that
-    is not a search (StoreError says what it is instead)."""
+    is not a search (StoreError says what it is instead). A db a funnel has run on also gets the funnel's
+    sections (`report.funnel`)."""
     if not Path(db_path).is_file():
         raise FileNotFoundError(f"no search database at {db_path}")
     with Store(db_path, readonly=True) as store:
         trials, samples, config = store.trials(order="reward"), store.samples(), store.get_meta("config") or {}
+        funnel = load_funnel(store)
     done = evaluated(trials)
     references = _references(done)
     best = done[:top]
@@ -48,6 +52,8 @@ def write_report(db_path: str | Path, out_dir: str | Path, top: int = 10) -> Pat
         page.sections.append(_pareto(done))
         page.sections.append(Section(f"Leaderboard (top {len(best)})", [_leaderboard(best)]))
         page.sections.append(_curves(best[:5], references))
+    if funnel is not None:
+        page.sections += funnel_sections(funnel)
     return write_page(page, out_dir)
 
 

@@ -1,0 +1,53 @@
+"""The funnel's part of a search report: stage 1 against stage 2, each task's ranking, the final leaderboard."""
+
+from __future__ import annotations
+
+import math
+
+from optsearch.engine.funnel import (
+    ENTRY_HEADERS,
+    PROXY,
+    STANDING_HEADERS,
+    FunnelResult,
+    TaskTable,
+    entry_texts,
+    explanation,
+    standing_texts,
+)
+from optsearch.report import plots
+from optsearch.report.page import Cell, Code, Image, Section, Table
+
+
+def funnel_sections(result: FunnelResult) -> list[Section]:
+    """The sections a report adds for a db whose funnel has run (complete or not)."""
+    pairs, rho = result.winners_curse
+    best = result.proxy.best_baseline
+    image = Image("winners_curse.png", plots.winners_curse_png(
+        [(e.rule, stage1, e.mean, e.sem) for e, stage1 in pairs], rho, best and (best.name, best.mean)),
+        "stage 1 reward vs stage 2 mean",
+        f"Each of the search's top {len(result.plan.candidates)} rules: its reward in the search against its mean "
+        f"over {len(result.proxy.seeds)} fresh seeds (± standard error). Spearman ρ between them: "
+        + ("n/a (fewer than 3 rules)" if math.isnan(rho) else f"{rho:.2f}")
+        + ". A search picks its winners on one noisy reward, so they regress toward the mean on fresh seeds.")
+    sections = [Section("Funnel: stage 1 vs stage 2 (the winner's curse)", [image])]
+    sections += [_task_section(table) for table in [result.proxy, *result.transfer]]
+    tasks = [t.task for t in result.transfer]
+    rows: list[list[Cell]] = [_code_rule(standing_texts(rank, s, tasks))
+                              for rank, s in enumerate(result.leaderboard, 1)]
+    sections.append(Section("Funnel: final leaderboard", [
+        f"Found rules ({len(result.finalists)} finalists) and baselines by mean rank over the held-out tasks "
+        f"({', '.join(tasks)}); the last columns are the gap to each task's best baseline.",
+        Table([*STANDING_HEADERS, *(f"gap on {t}" for t in tasks)], rows), explanation(result)]))
+    return sections
+
+
+def _task_section(table: TaskTable) -> Section:
+    stage = "stage 2, the search's own task" if table.stage == PROXY else "stage 3, held out"
+    rows: list[list[Cell]] = [_code_rule(entry_texts(rank, e)) for rank, e in enumerate(table.entries, 1)]
+    return Section(f"Funnel: {table.task} ({stage})", [
+        f"{len(table.found)} found rules and {len(table.entries) - len(table.found)} baselines over "
+        f"{len(table.seeds)} seeds ({', '.join(map(str, table.seeds))}).", Table(list(ENTRY_HEADERS), rows)])
+
+
+def _code_rule(texts: list[str]) -> list[Cell]:
+    return [texts[0], Code(texts[1]), *texts[2:]]

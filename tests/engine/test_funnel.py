@@ -1,0 +1,252 @@
+"""The funnel: statistics on known numbers, stages on tiny real budgets, resume after kill -9, bad input."""
+
+import hashlib
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from optsearch.cli import main
+from optsearch.dsl import parse
+from optsearch.engine import Store, Trial, search
+from optsearch.engine.driver import SearchConfig
+from optsearch.engine.funnel import (
+    PROXY,
+    TRANSFER,
+    Entry,
+    compare,
+    funnel,
+    holm,
+    paired_p,
+    tuned_scores,
+    verdict,
+)
+from optsearch.engine.reaper import descendants
+from optsearch.engine.store import StoredEvaluation
+from optsearch.tasks import Evaluation, LrResult, Settings, Status
+
+DISCOVERY = Path(__file__).parents[2] / "docs" / "discovery"
+TINY = ["--top", "3", "--seeds", "2", "--finalists", "2", "--tasks", "digits", "--transfer-seeds", "2",
+        "--steps", "30"]
+
+
+# --- statistics ---------------------------------------------------------------------------------
+def test_holm_multiplies_the_kth_smallest_by_m_minus_k_and_keeps_the_order():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1, never smaller than an earlier step
+    adjusted = holm([0.02, math.nan, 0.01])  # a missing p counts toward nothing
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
+
+
+def test_paired_p_is_scipys_paired_t_test_over_the_common_seeds():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.6, 0.02, 5), rng.normal(0.58, 0.02, 5)
+    expected = stats.ttest_rel(a, b).pvalue
+    assert paired_p(dict(enumerate(a)), {**dict(enumerate(b)), 9: 0.1}) == pytest.approx(expected)
+    assert paired_p({1: 0.5, 2: 0.6}, {1: 0.4, 2: 0.5}) == 0.0  # the same gap on every seed
+    assert paired_p({1: 0.5, 2: 0.6}, {1: 0.5, 2: 0.6}) == 1.0
+    assert math.isnan(paired_p({1: 0.5}, {1: 0.4, 2: 0.5}))
+
+
+def test_verdict_needs_an_adjusted_p_below_alpha_and_takes_the_gaps_sign():
+    assert verdict(0.02, 0.01) == "beats"
+    assert verdict(-0.02, 0.01) == "loses"
+    assert verdict(0.02, 0.2) == "ties"
+    assert verdict(0.02, math.nan) == "incomplete"
+
+
+def _entry(name, scores, baseline=None):
+    rule = parse(name)
+    return Entry(str(rule), rule.fingerprint, rule.tokens, baseline, 0.1, dict(enumerate(scores)))
+
+
+def test_a_rule_clearly_better_on_every_seed_beats_the_best_baseline_and_holm_spares_no_one():
+    sgd, adam = _entry("g", [0.50, 0.52, 0.49, 0.51], "sgd"), _entry("adam", [0.60, 0.63, 0.61, 0.60], "adam")
+    better = _entry("adam * exp(m)", [0.70, 0.74, 0.72, 0.71])
+    same = _entry("m * exp(v)", [0.61, 0.62, 0.60, 0.62])
+    worse = _entry("g + drop(m, 0.3)", [0.30, 0.33, 0.31, 0.30])
+    compare([sgd, adam, better, same, worse])
+    assert (adam.verdict, sgd.verdict) == ("best baseline", "baseline")
+    assert better.gap == pytest.approx(better.mean - adam.mean) and better.gap > 0
+    assert [better.verdict, same.verdict, worse.verdict] == ["beats", "ties", "loses"]
+    raw = [better.p, same.p, worse.p]
+    assert [better.p_adjusted, same.p_adjusted, worse.p_adjusted] == pytest.approx(holm(raw))
+    assert better.p_adjusted > better.p  # corrected for the three rules of the task
+
+
+def test_the_lr_is_tuned_on_mean_validation_and_the_score_is_test_at_that_lr():
+    def ev(seed, val_small, val_big):
+        per_lr = [LrResult(0.01, val_small, val_small - 0.1), LrResult(0.1, val_big, val_big - 0.2)]
+        return Evaluation("g", "digits", max(val_small, val_big), "ok", per_lr=per_lr, seed=seed)
+
+    # seed 1 alone would pick 0.1; the mean over seeds picks 0.01, and every seed is scored there
+    lr, scores = tuned_scores({1: ev(1, 0.50, 0.55), 2: ev(2, 0.60, 0.30)})
+    assert lr == 0.01 and scores == pytest.approx({1: 0.40, 2: 0.50})
+    never = Evaluation("g", "digits", 0.0, "invalid", "boom")
+    assert tuned_scores({3: never}) == (None, {3: 0.0})
+
+
+# --- the stages on tiny real budgets ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory) -> Path:
+    """A real random search on digits (30 steps, 2 lrs): 6 rules plus the search's baselines."""
+    db = tmp_path_factory.mktemp("search") / "s.sqlite"
+    search(task="digits", strategy="random", budget=6, steps=30, lrs=[1e-2, 1e-1], db=db, seed=0)
+    return db
+
+
+@pytest.fixture
+def db(searched, tmp_path) -> Path:
+    shutil.copy(searched, tmp_path / "s.sqlite")
+    return tmp_path / "s.sqlite"
+
+
+def test_the_stages_store_one_row_per_rule_and_seed_and_a_rerun_computes_nothing(db):
+    result = funnel(db, top=3, seeds=2, finalists=2, tasks=["digits"], transfer_seeds=2, steps=40)
+    assert result.stopped == "done" and result.reused == 0
+    with Store(db, readonly=True) as store:
+        rows = store.evaluations()
+        trials = store.trials(order="reward")
+    top = [t.rule for t in trials if t.status == "ok" and t.strategy != "baseline"][:3]
+    proxy = [r for r in rows if r.stage == PROXY]
+    transfer = [r for r in rows if r.stage == TRANSFER]
+    assert len(proxy) == (3 + 4) * 2 and len(transfer) == (2 + 4) * 2 == result.computed - len(proxy)
+    assert {r.rule for r in proxy} == {*top, "g", "m", "adam", "rmsprop"}
+    assert {r.seed for r in rows} == {1, 2}  # fresh seeds: the search ran at seed 0
+    assert {r.evaluation.steps for r in proxy} == {30} and {r.evaluation.steps for r in transfer} == {40}
+    assert len({r.key for r in rows}) == len(rows)
+    finalists = [e.rule for e in result.proxy.found[:2]]
+    assert {r.rule for r in transfer} == {*finalists, "g", "m", "adam", "rmsprop"}
+    assert [str(r) for r in result.finalists] == finalists
+    assert len(result.leaderboard) == 6 and {s.name for s in result.leaderboard if s.baseline} == {
+        "sgd", "momentum", "adam", "rmsprop"}
+
+    again = funnel(db, top=3, seeds=2, finalists=2, tasks=["digits"], transfer_seeds=2, steps=40)
+    assert (again.computed, again.reused) == (0, len(rows))
+    more = funnel(db, top=3, seeds=3, finalists=2, tasks=["digits"], transfer_seeds=2, steps=40)
+    with Store(db, readonly=True) as store:
+        added = [r for r in store.evaluations() if r.key not in {old.key for old in rows}]
+    assert more.computed == len(added)  # a third seed: only its rows (and a new finalist's, if one) are trained
+    assert sorted((r.stage, r.seed) for r in added if r.stage == PROXY) == [(PROXY, 3)] * (3 + 4)
+
+
+def test_adam_clearly_beats_sgd_and_a_rule_that_barely_moves_loses(tmp_path):
+    """A constructed search whose candidates are Adam and a rule whose steps are ~1e-5 of SGD's, against SGD alone."""
+    db = tmp_path / "s.sqlite"
+    settings = Settings("digits", (1e-2, 1e-1), 60, None, 0)
+    with Store(db) as store:
+        store.set_meta("config", SearchConfig(settings, strategy="random").to_json())
+        for text, reward in (("adam", 0.9), ("clip(g, 1e-5)", 0.1)):
+            rule = parse(text)
+            store.add_trial(Trial(str(rule), list(rule.tokens), rule.fingerprint, "ok", reward, strategy="random"))
+    result = funnel(db, top=2, seeds=3, finalists=2, tasks=["digits"], transfer_seeds=3, steps=60, baselines=["sgd"])
+    for table in (result.proxy, *result.transfer):
+        verdicts = {e.rule: e.verdict for e in table.entries}
+        assert verdicts == {"adam": "beats", "g": "best baseline", "clip(g, 1e-5)": "loses"}, table
+
+
+def test_a_failed_result_is_replaced_and_a_finished_one_never(tmp_path):
+    rule = parse("g")
+    ok = Evaluation("g", "digits", 0.5, "ok")
+    failed = Evaluation("g", "digits", 0.0, "failed", "worker died")
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.add_evaluation(StoredEvaluation(rule.fingerprint, "g", PROXY, "digits", 1, "k", failed))
+        assert store.add_evaluation(StoredEvaluation(rule.fingerprint, "g", PROXY, "digits", 1, "k", ok))
+        assert not store.add_evaluation(StoredEvaluation(rule.fingerprint, "g", PROXY, "digits", 1, "k", failed))
+        (row,) = store.evaluations()
+    assert row.evaluation.status is Status.OK and row.evaluation.reward == 0.5
+
+
+def test_stores_written_before_the_funnel_read_as_having_no_evaluations():
+    with Store(DISCOVERY / "ppo-seed0.sqlite", readonly=True) as store:
+        assert store.evaluations() == [] and store.count_trials() > 0
+
+
+# --- kill -9 and resume ----------------------------------------------------------------------------
+def _rows(db: Path) -> int:
+    try:
+        with Store(db, readonly=True) as store:
+            return len(store.evaluations())
+    except Exception:  # noqa: BLE001 - not created yet, or mid-creation
+        return 0
+
+
+def test_kill_9_then_resume_keeps_every_finished_result_and_computes_none_twice(db, survivors):
+    args = [sys.executable, "-m", "optsearch.cli", "funnel", str(db), "--top", "3", "--seeds", "8", "--finalists",
+            "2", "--tasks", "digits", "--transfer-seeds", "3", "--steps", "300", "--executor", "process",
+            "--workers", "2"]
+    total = (3 + 4) * 8 + (2 + 4) * 3
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _rows(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert survivors(workers) == []  # the pool's workers end with their parent
+    kept = _rows(db)
+    assert 0 < kept < total
+    with Store(db, readonly=True) as store:
+        before = {r.key: (r.id, r.created_at) for r in store.evaluations()}
+
+    done = subprocess.run(args[:-4], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    summary = re.search(r"(\d+) evaluations computed now, (\d+) found in the db; stopped: done",
+                        " ".join(done.stdout.split()))
+    assert summary and (int(summary[1]), int(summary[2])) == (total - kept, kept)
+    with Store(db, readonly=True) as store:
+        after = store.evaluations()
+    assert len(after) == total == len({r.key for r in after})
+    assert {r.key: (r.id, r.created_at) for r in after if r.key in before} == before
+
+
+# --- bad input -----------------------------------------------------------------------------------
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--tasks", "imagenet"], "unknown task 'imagenet'"),
+    (["--baselines", "foo(g)"], "'foo(g)' is neither an optimizer name nor a rule"),
+    (["--seeds", "1"], "--seeds: got '1'; allowed: a whole number >= 2"),
+    (["--steps", "cifar=5"], "steps: given for cifar, which is not among the tasks digits"),
+    (["--steps", "digits=0"], "steps for digits: got 0"),
+    (["--executor", "slurm"], "executor: got 'slurm'"),
+    (["--lrs", "0,1"], "lrs: got"),
+])
+def test_bad_options_fail_in_one_line_before_anything_is_written(db, capsys, extra, message):
+    before = _digest(db)
+    assert main(["funnel", str(db), *TINY, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert _digest(db) == before and not Path(f"{db}.lock").exists()
+
+
+def test_a_db_that_holds_no_task_search_is_refused(tmp_path, capsys):
+    objective = tmp_path / "objective.sqlite"
+    search(objective=lambda rule: 0.5, strategy="random", budget=2, db=objective)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database")
+    for path, message in ((tmp_path / "missing.sqlite", "no search at"), (tmp_path, "no search at"),
+                          (text, "not an SQLite database"), (objective, "search of an objective")):
+        assert main(["funnel", str(path), *TINY]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_a_db_being_written_is_refused(db, capsys):
+    with Store(db):  # holds the writer's lock, as a running search does
+        assert main(["funnel", str(db), *TINY]) == 2
+    assert "is being written by" in capsys.readouterr().err
+    with Store(db, readonly=True) as store:
+        assert store.evaluations() == []
