@@ -384,6 +384,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from optsearch.engine.driver import SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
+    from optsearch.tasks.registry import DEFAULT_TASK
+
     parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0],
                      epilog="exit codes: 0 done, 2 bad input, 130 stopped by Ctrl-C (SIGINT), "
                             "143 stopped by SIGTERM; a stopped search keeps every finished trial")
@@ -395,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_show)
 
     def child_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--task", default="mnist1d", help="a task (see `optsearch tasks`) or path/to/file.py:make_task")
+        p.add_argument("--task", default=DEFAULT_TASK,
+                       help=f"a task (see `optsearch tasks`) or path/to/file.py:make_task (default {DEFAULT_TASK})")
         p.add_argument("--lrs", type=_floats, help="learning-rate grid, e.g. 1e-4,1e-3,1e-2")
         p.add_argument("--steps", type=int, help="training steps per member (default: the task's)")
         p.add_argument("--batch-size", type=int, help="minibatch size (default: the task's)")
@@ -407,9 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=_whole(1), default=1,
                        help="torch threads in this process (1 is fastest for small children; use --workers)")
         p.add_argument("--fidelity", default="full", choices=("full", "halving"),
-                       help="halving: stop hopeless learning rates and rules early (several times faster)")
-        p.add_argument("--extend-lrs", action="store_true",
-                       help="try the next decade while a rule's best learning rate is at the grid's edge")
+                       help="halving: stop hopeless learning rates and rules early (default: full for evaluate, "
+                            "halving for search)")
+        p.add_argument("--extend-lrs", action=argparse.BooleanOptionalAction, default=False,
+                       help="try the next decade while a rule's best learning rate is at the grid's edge (default: "
+                            "off for evaluate, on for search)")
         p.add_argument("--seeds", type=_whole(1), default=1,
                        help="score each rule on N seeds (--seed … --seed + N - 1): mean reward at one lr")
 
@@ -422,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="search for update rules")
     child_options(p)
+    p.set_defaults(fidelity=SEARCH_FIDELITY, extend_lrs=SEARCH_EXTENDS_LRS)
     p.add_argument("--strategy", default="ppo", help="ppo, reinforce, random or evolution")
     p.add_argument("--budget", type=_whole(1), default=100, help="unique rules to evaluate")
     p.add_argument("--db", help="SQLite trial store (kept; resumable)")

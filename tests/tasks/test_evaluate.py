@@ -121,7 +121,7 @@ def test_task_table_lists_every_task_its_metric_budgets_and_whether_its_data_is_
 
 @pytest.mark.slow
 def test_default_mnist1d_budget_reaches_the_known_accuracy():
-    ev = evaluate("adam")
+    ev = evaluate("adam", task="mnist1d")
     assert ev.status == "ok" and ev.reward > 0.6
 
 

@@ -104,7 +104,7 @@ def test_a_multi_seed_search_scores_rules_by_their_mean_over_seeds():
     from optsearch.engine import search
 
     result = search(task="digits", strategy="random", budget=2, steps=8, batch_size=32, lrs=[0.1], seeds=2,
-                    baselines=("g",))
+                    baselines=("g",), fidelity="full", extend_lrs=False)
     for trial in result.trials:
         again = evaluate(Rule.from_tokens(trial.tokens), task="digits", steps=8, batch_size=32, lrs=[0.1], seeds=[0, 1])
         assert trial.reward == again.reward

@@ -23,6 +23,7 @@ from optsearch.dsl import Rule, parse, rejection
 from optsearch.engine.executors import EvalJob, Executor, check_executor, job_evaluations, run_job, start_executor
 from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, StoreError, Trial
 from optsearch.strategies import Strategy, make_strategy, state_from_bytes, state_to_bytes
+from optsearch.tasks.registry import DEFAULT_TASK
 from optsearch.tasks.results import Evaluation, Status
 from optsearch.tasks.settings import (
     MAX_SEED,
@@ -33,6 +34,10 @@ from optsearch.tasks.settings import (
     check_positive_int,
 )
 
+SEARCH_FIDELITY = "halving"
+"""A search stops hopeless rules and learning rates early (kept rules get full fidelity's rewards exactly)."""
+SEARCH_EXTENDS_LRS = True
+"""A search tries the next decade while a rule's best learning rate is at the grid's edge."""
 REJECTED_REWARD = 0.0
 """Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g)."""
 MAY_DIFFER_ON_RESUME = ("device", "data_dir")
@@ -441,10 +446,11 @@ def _settings(task: str | None, objective: Callable[[Rule], float] | None, setti
     seed = 0 if seed is None else seed
     n_seeds = 1 if keywords["seeds"] is None else keywords["seeds"]
     check_positive_int("seeds", n_seeds)
-    return Settings(task or "mnist1d", PAPER_LRS if keywords["lrs"] is None else tuple(keywords["lrs"]),
+    extend = SEARCH_EXTENDS_LRS if keywords["extend_lrs"] is None else keywords["extend_lrs"]
+    return Settings(task or DEFAULT_TASK, PAPER_LRS if keywords["lrs"] is None else tuple(keywords["lrs"]),
                     keywords["steps"], keywords["batch_size"], seed, keywords["device"] or "cpu",
-                    keywords["data_dir"], keywords["precision"] or "auto", keywords["fidelity"] or "full",
-                    bool(keywords["extend_lrs"]), None if n_seeds == 1 else tuple(range(seed, seed + n_seeds)))
+                    keywords["data_dir"], keywords["precision"] or "auto", keywords["fidelity"] or SEARCH_FIDELITY,
+                    bool(extend), None if n_seeds == 1 else tuple(range(seed, seed + n_seeds)))
 
 
 def _check_db_path(db: str | Path | None, resume: bool | None) -> None:

@@ -336,7 +336,8 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial])
     transfer = [Stage(TRANSFER, Settings(task, config.lrs or settings.lrs, per_task.get(task), None, 0,
                                          settings.device, None, settings.precision),
                       tuple(range(base, base + config.transfer_seeds))) for task in dict.fromkeys(tasks)]
-    proxy = Stage(PROXY, settings.replace(seed=0), tuple(range(base, base + config.seeds)))
+    # stage 2 repeats the search's settings at full fidelity, one seed per job (the funnel pairs seeds itself)
+    proxy = Stage(PROXY, settings.replace(seed=0, seeds=None, fidelity="full"), tuple(range(base, base + config.seeds)))
     return Plan(config, proxy, transfer, baselines, candidates, {t.fingerprint: t.reward for t in found})
 
 

@@ -17,7 +17,7 @@ from optsearch.dsl import Rule
 from optsearch.optim.zoo import resolve
 from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_sequential, train_stacked
 from optsearch.tasks.precision import fast_bf16
-from optsearch.tasks.registry import Task, get_task, load_splits
+from optsearch.tasks.registry import DEFAULT_TASK, Task, get_task, load_splits
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
 from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings
 
@@ -37,8 +37,8 @@ def evaluate(rules: Sequence[str | Rule], task: str | Task = ..., lrs: Sequence[
              seeds: Sequence[int] | None = ...) -> list[Evaluation]: ...
 
 
-def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = "mnist1d", lrs: Sequence[float] | None = None,
-             steps: int | None = None, batch_size: int | None = None, seed: int = 0,
+def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAULT_TASK,
+             lrs: Sequence[float] | None = None, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
              device: str | torch.device = "cpu", data_dir: str | Path | None = None,
              precision: str = "auto", progress: Progress | None = None, fidelity: str = "full",
              extend_lrs: bool = False, seeds: Sequence[int] | None = None,

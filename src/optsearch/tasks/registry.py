@@ -153,6 +153,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          "file as data_dir"),
 )}
 """Every built-in task by name."""
+DEFAULT_TASK = "mnist1d_large"
+"""The default search proxy (and the default task of evaluate)."""
 
 _registered: dict[str, Task] = {}
 _imported: dict[str, Task] = {}

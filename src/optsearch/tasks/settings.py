@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from optsearch.tasks.registry import DEFAULT_TASK
+
 PAPER_LRS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """The paper's learning-rate grid."""
 LR_LIMITS: tuple[float, float] = (1e-7, 1e2)
@@ -44,7 +46,7 @@ class Settings:
     (committed stores stay reproducible).
     """
 
-    task: str = "mnist1d"  # a Task object given here is registered in this process and replaced by its name
+    task: str = DEFAULT_TASK  # a Task object given here is registered in this process and replaced by its name
     lrs: tuple[float, ...] = PAPER_LRS
     steps: int | None = None
     batch_size: int | None = None
