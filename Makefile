@@ -27,7 +27,7 @@ system:
 
 demo: $(STAMP) system
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	$(BIN)/optsearch search --task mnist1d --strategy ppo --budget 256 --steps 400 --workers 2 --executor process \
+	$(BIN)/optsearch search --strategy ppo --budget 256 --workers 2 --executor process \
 	  --db $(DEMO_DB)
 	$(BIN)/optsearch report $(DEMO_DB) --out runs/demo-report
 
