@@ -183,14 +183,16 @@ class _Shadow:
 
     Its noise (dropout masks, `eps`) is drawn for its whole block, so the draws depend on the block's shape. To
     keep the kept members' draws those of full fidelity, its update runs on a block of the full size: the kept
-    rows' gradients (and weights, if the rule reads them) are scattered to their places `index`, the rows that
-    left get zero gradient and their last weights, and only the kept rows' Δ is applied. The rule's optimizer
-    state stays full size. Every operation of an update is elementwise, so a kept row's Δ is bit for bit full
-    fidelity's; the forward and backward (most of a step) still run for the kept rows only.
+    rows' gradients (and weights, if the rule reads them) are copied to their places `index`, and only the kept
+    rows' Δ is applied. The rows that left keep their last gradient and weights (any values would do:
+    every operation of an update is elementwise, so a kept row's Δ is bit for bit full fidelity's; a zero
+    gradient would make sqrt(v) hit CPUs' slow paths for 0 and, as v decays, for subnormals). The rule's
+    optimizer state stays full size. The forward and backward still run for the kept rows only.
     """
 
     index: Tensor  # the kept rows' positions in the full block, in row order
-    weights: Tensor  # (full block, P): the weights the update reads; the kept rows are refreshed when read
+    grad: Tensor  # (full block, P): the gradient the update reads
+    weights: Tensor  # (full block, P): the weights the update reads (the kept rows refreshed if the rule reads w)
 
     def compact(self, local: Tensor) -> None:
         self.index = self.index[local]
@@ -257,13 +259,13 @@ class _Population:
         params, block, shadow, rule = self.model.params, self.blocks[r], self.shadows[r], self.runs[r].rule
         grad, weights = params.grad[block], params[block]
         if shadow is not None:
-            grad = grad.new_zeros(shadow.weights.shape).index_copy_(0, shadow.index, grad)
+            grad = shadow.grad.index_copy_(0, shadow.index, grad)
             if not rule.operands.isdisjoint(WEIGHT_SCALES):
                 shadow.weights.index_copy_(0, shadow.index, weights)
             weights = shadow.weights
         delta = compute_update(rule, grad, weights, self.states[r], step, steps, self.generators[r])
         if shadow is not None:
-            delta = delta[shadow.index]
+            delta = delta.index_select(0, shadow.index)
         if self.frozen_in[r]:
             updated = params[block] - self.lr_column[block] * delta
             params[block] = torch.where(self.alive[block, None], updated, params[block])
@@ -289,7 +291,7 @@ class _Population:
     def compact(self, keep: Sequence[bool]) -> None:
         """Drop the rows not kept from the stacked model, its learning rates and losses; a stochastic rule that
         loses rows gets (or keeps) a `_Shadow`, any other run's state loses them too."""
-        params = self.model.params.detach()
+        params, grads = self.model.params.detach(), self.model.params.grad
         index = torch.tensor([i for i, kept in enumerate(keep) if kept], dtype=torch.long, device=self.device)
         for r, block in enumerate(self.blocks):
             local = torch.tensor([i - block.start for i in range(block.start, block.stop) if keep[i]],
@@ -299,7 +301,7 @@ class _Population:
             if self.shadows[r] is not None:
                 self.shadows[r].compact(local)
             elif self.runs[r].rule.stochastic and len(local):
-                self.shadows[r] = _Shadow(local, params[block].clone())
+                self.shadows[r] = _Shadow(local, grads[block].clone(), params[block].clone())
             else:
                 self.states[r] = {name: buffer[local] for name, buffer in self.states[r].items()}
         self.model.params = params[index].requires_grad_()
