@@ -40,6 +40,25 @@ def test_a_kept_member_trains_exactly_as_at_full_fidelity():
         assert (h.reward, h.best_lr) == (f.reward, f.best_lr)
 
 
+STOCHASTIC = ["adam", "drop(adam, 0.1) + drop(g, 0.3)", "adam + eps", "sign(g) + eps - 1e-2*w",
+              "drop(m, 0.1) + drop(g, 0.3)"]  # deterministic, dropout, noise, noise reading w, stopped
+
+
+def test_a_stochastic_rule_is_halved_by_lr_and_its_kept_members_train_exactly_as_at_full_fidelity():
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    full, full_cost = run(STOCHASTIC, lrs=lrs)
+    halved, cost = run(STOCHASTIC, lrs=lrs, fidelity="halving")
+    for f, h in zip(full, halved, strict=True):
+        kept = [p for p in h.per_lr if p.stopped_at is None]
+        assert kept == [p for p in f.per_lr if p.lr in {k.lr for k in kept}]  # curves, test scores, losses
+        assert not kept or (h.reward, h.best_lr) == (f.reward, f.best_lr)
+    for h in halved[:4]:  # each kept to the end at some lrs, its other lrs dropped (its block shrank)
+        assert 0 < sum(p.stopped_at is None for p in h.per_lr) < len(lrs)
+    assert halved[4].stopped_at is not None
+    assert cost < full_cost / 2  # member-steps
+    assert run(STOCHASTIC[1:2], lrs=lrs, fidelity="halving")[0][0].per_lr == halved[1].per_lr
+
+
 def test_halving_results_do_not_depend_on_how_rules_are_grouped():
     together, _ = run(RULES, fidelity="halving")
     apart = [run([rule], fidelity="halving")[0][0] for rule in RULES]

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optsearch.dsl import Rule
+from optsearch.dsl.vocab import WEIGHT_SCALES
 from optsearch.optim.functional import compute_update, compute_updates, init_state
 from optsearch.tasks.data import Splits
 from optsearch.tasks.metrics import Metric, measure
@@ -117,109 +118,49 @@ def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], s
     A member whose loss or weights go non-finite is frozen: its row is
     reset to the initial weights, its optimizer state zeroed and its loss masked out, so it poisons nothing.
     With `halving`, members it stops leave the stacked model (its rows, gradients, state and learning rates are
-    compacted), so the cost falls with them; training ends when no member is left.
+    compacted), so the cost falls with them; training ends when no member is left. A kept member's result is
+    bit for bit its result at full fidelity, stochastic rules included (see `_Shadow`).
     """
     start_time = time.perf_counter()
     device = data.x_train.device
-    lrs = [lr for run in runs for lr in run.lrs]
-    k = len(lrs)
-    model = StackedMLP(sizes, k, torch.Generator().manual_seed(stable_seed("init", seed)), device)
-    lr_column = torch.tensor(lrs, dtype=model.params.dtype, device=device).view(k, 1)
-    owner = [r for r, run in enumerate(runs) for _ in run.lrs]
-    rows = list(range(k))  # the member of each row of the stacked model
-    blocks = _blocks(owner, rows, len(runs))
-    states = [init_state(run.rule, model.params[block]) for run, block in zip(runs, blocks, strict=True)]
-    generators = [rule_generator(run.rule, device, seed) for run in runs]
-    alive = torch.ones(k, dtype=torch.bool, device=device)
-    diverged_at: list[int | None] = [None] * k
+    pop = _Population(sizes, runs, seed, device)
+    k = pop.k
     stopped_at: list[int | None] = [None] * k
     test_acc = [0.0] * k
-    frozen_in = [False] * len(runs)  # whether a run has frozen members (they need masking in its update)
     checkpoints = curve_steps(steps)
     curves: list[list[float]] = [[] for _ in range(k)]
     tail = max(1, math.ceil(LOSS_TAIL * steps))
-    loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
-
-    def freeze(members: Tensor, step: int | None) -> None:
-        """Stop rows `members` (bool mask): restore their weights, zero their gradient and state, mask their loss."""
-        for i in members.nonzero().flatten().tolist():
-            alive[i] = False
-            diverged_at[rows[i]] = step
-            model.params[i] = model.init
-            model.params.grad[i] = 0.0
-            r = owner[rows[i]]
-            frozen_in[r] = True
-            for buffer in states[r].values():
-                buffer[i - blocks[r].start].zero_()
-
-    def compact(keep: list[bool]) -> None:
-        """Drop the rows not kept from the stacked model, its learning rates, losses and every run's state."""
-        nonlocal rows, blocks, alive, lr_column, loss_sum
-        index = torch.tensor([i for i, kept in enumerate(keep) if kept], dtype=torch.long, device=device)
-        for r, block in enumerate(blocks):
-            local = torch.tensor([i - block.start for i in range(block.start, block.stop) if keep[i]],
-                                 dtype=torch.long, device=device)
-            states[r] = {name: buffer[local] for name, buffer in states[r].items()}
-        model.params = model.params.detach()[index].requires_grad_()
-        alive, lr_column, loss_sum = alive[index], lr_column[index], loss_sum[index]
-        rows = [m for m, kept in zip(rows, keep, strict=True) if kept]
-        blocks = _blocks(owner, rows, len(runs))
 
     for step, index in enumerate(minibatches(len(data.y_train), batch_size, steps, seed, device), 1):
-        if not rows:
+        if not pop.rows:
             break
-        n = len(rows)
-        x, y = data.x_train[index], data.y_train[index]
-        with autocast(device, bf16):
-            logits = model(x)
-        losses = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(n), reduction="none").view(n, -1).mean(1)
-        bad = alive & ~torch.isfinite(losses.detach())
-        losses = torch.where(alive & ~bad, losses, torch.zeros_like(losses))
-        model.params.grad = None
-        losses.sum().backward()
+        n = len(pop.rows)
+        pop.step(data.x_train[index], data.y_train[index], bf16, step)
         with torch.no_grad():
-            params = model.params
-            if bad.any():
-                freeze(bad, step)
-            for r, (run, block) in enumerate(zip(runs, blocks, strict=True)):
-                if run.error is not None or block.start == block.stop:
-                    continue
-                try:
-                    delta = compute_update(run.rule, params.grad[block], params[block], states[r], step, steps,
-                                           generators[r])
-                    if frozen_in[r]:
-                        updated = params[block] - lr_column[block] * delta
-                        params[block] = torch.where(alive[block, None], updated, params[block])
-                    else:
-                        params[block].addcmul_(lr_column[block], delta, value=-1.0)
-                except Exception as error:  # a rule must never crash the population
-                    run.error = _describe(error)
-                    mask = torch.zeros(n, dtype=torch.bool, device=device)
-                    mask[block] = True
-                    freeze(mask & alive, None)
+            pop.update(step, steps)
             if step > steps - tail:
-                loss_sum += losses.detach()
+                pop.loss_sum += pop.losses
             if advance is not None:
                 advance(n)
             if step in checkpoints:
-                freeze(alive & ~torch.isfinite(params).all(1), step)
-                accuracy = (_stacked_accuracy(model, data.x_val, data.y_val) * alive).tolist()
+                pop.freeze(pop.alive & ~torch.isfinite(pop.model.params).all(1), step)
+                accuracy = (pop.accuracy(data.x_val, data.y_val) * pop.alive).tolist()
                 for i, a in enumerate(accuracy):
-                    curves[rows[i]].append(a)
+                    curves[pop.rows[i]].append(a)
                 if halving is not None and step in halving.floors and step < steps:
-                    keep = _halve(halving, step, runs, blocks, alive, accuracy)
+                    keep = _halve(halving, step, runs, pop.blocks, pop.alive, accuracy)
                     if not all(keep):
-                        stopped = [i for i, kept in enumerate(keep) if not kept]
-                        tests = _stacked_accuracy(model, data.x_test, data.y_test).tolist()
-                        for i in stopped:
-                            if alive[i]:
-                                stopped_at[rows[i]], test_acc[rows[i]] = step, tests[i]
-                        compact(keep)
+                        tests = pop.accuracy(data.x_test, data.y_test).tolist()
+                        for i, kept in enumerate(keep):
+                            if not kept and pop.alive[i]:
+                                stopped_at[pop.rows[i]], test_acc[pop.rows[i]] = step, tests[i]
+                        pop.compact(keep)
 
     with torch.no_grad():
-        for i, a in enumerate((_stacked_accuracy(model, data.x_test, data.y_test) * alive).tolist()):
-            test_acc[rows[i]] = a
-    final_loss = dict(zip(rows, (loss_sum / tail).tolist(), strict=True))
+        for i, a in enumerate((pop.accuracy(data.x_test, data.y_test) * pop.alive).tolist()):
+            test_acc[pop.rows[i]] = a
+    final_loss = dict(zip(pop.rows, (pop.loss_sum / tail).tolist(), strict=True))
+    diverged_at = pop.diverged_at
     elapsed = time.perf_counter() - start_time
     start = 0
     for run in runs:
@@ -228,11 +169,150 @@ def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], s
         run.seconds = elapsed * len(run.lrs) / k
         if run.error is not None:
             continue
-        run.results = [LrResult(lrs[i], curves[i][-1], test_acc[i], final_loss.get(i) if stopped_at[i] is None
-                                and diverged_at[i] is None else None, diverged_at[i],
+        run.results = [LrResult(run.lrs[i - members.start], curves[i][-1], test_acc[i],
+                                final_loss.get(i) if stopped_at[i] is None and diverged_at[i] is None else None,
+                                diverged_at[i],
                                 curves[i] + [0.0] * (len(checkpoints) - len(curves[i])) * (diverged_at[i] is not None),
                                 stopped_at[i])
                        for i in members]
+
+
+@dataclass
+class _Shadow:
+    """The full-size block of a stochastic rule some of whose members have left the stacked model.
+
+    Its noise (dropout masks, `eps`) is drawn for its whole block, so the draws depend on the block's shape. To
+    keep the kept members' draws those of full fidelity, its update runs on a block of the full size: the kept
+    rows' gradients (and weights, if the rule reads them) are copied to their places `index`, and only the kept
+    rows' Δ is applied. The rows that left keep their last gradient and weights (any values would do:
+    every operation of an update is elementwise, so a kept row's Δ is bit for bit full fidelity's; a zero
+    gradient would make sqrt(v) hit CPUs' slow paths for 0 and, as v decays, for subnormals). The rule's
+    optimizer state stays full size. The forward and backward still run for the kept rows only.
+    """
+
+    index: Tensor  # the kept rows' positions in the full block, in row order
+    grad: Tensor  # (full block, P): the gradient the update reads
+    weights: Tensor  # (full block, P): the weights the update reads (the kept rows refreshed if the rule reads w)
+
+    def compact(self, local: Tensor) -> None:
+        self.index = self.index[local]
+
+
+class _Population:
+    """The members of one `train_stacked` call as the rows of one StackedMLP, with what goes with each row.
+
+    `rows[i]` is the member (its index over all runs' learning rates) of row i; each run owns the contiguous
+    rows `blocks[r]` and the optimizer state `states[r]` (shaped like its block, or its full block once it has
+    a `_Shadow`). `alive`, `lr_column`, `losses` and `loss_sum` are per row; `diverged_at` is per member.
+    """
+
+    def __init__(self, sizes: Sequence[int], runs: Sequence[RuleRun], seed: int, device: torch.device) -> None:
+        self.runs = runs
+        self.device = device
+        lrs = [lr for run in runs for lr in run.lrs]
+        self.k = k = len(lrs)
+        self.model = StackedMLP(sizes, k, torch.Generator().manual_seed(stable_seed("init", seed)), device)
+        self.lr_column = torch.tensor(lrs, dtype=self.model.params.dtype, device=device).view(k, 1)
+        self.owner = [r for r, run in enumerate(runs) for _ in run.lrs]
+        self.rows = list(range(k))
+        self.blocks = _blocks(self.owner, self.rows, len(runs))
+        self.states = [init_state(run.rule, self.model.params[block]) for run, block in zip(runs, self.blocks,
+                                                                                               strict=True)]
+        self.generators = [rule_generator(run.rule, device, seed) for run in runs]
+        self.shadows: list[_Shadow | None] = [None] * len(runs)
+        self.alive = torch.ones(k, dtype=torch.bool, device=device)
+        self.frozen_in = [False] * len(runs)  # whether a run has frozen members (they need masking in its update)
+        self.diverged_at: list[int | None] = [None] * k
+        self.losses = torch.zeros(k, device=device)
+        self.loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
+
+    def step(self, x: Tensor, y: Tensor, bf16: bool, step: int) -> None:
+        """Forward and backward of step `step` on minibatch (x, y): fills `params.grad` and `losses`; a row whose
+        loss is not finite is frozen (and its loss masked)."""
+        n, model = len(self.rows), self.model
+        with autocast(self.device, bf16):
+            logits = model(x)
+        losses = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(n), reduction="none").view(n, -1).mean(1)
+        bad = self.alive & ~torch.isfinite(losses.detach())
+        losses = torch.where(self.alive & ~bad, losses, torch.zeros_like(losses))
+        model.params.grad = None
+        losses.sum().backward()
+        self.losses = losses.detach()
+        if bad.any():
+            with torch.no_grad():
+                self.freeze(bad, step)
+
+    def update(self, step: int, steps: int) -> None:
+        """Update step `step` (of `steps`) of every run's block; a rule that raises freezes its members."""
+        for r, (run, block) in enumerate(zip(self.runs, self.blocks, strict=True)):
+            if run.error is not None or block.start == block.stop:
+                continue
+            try:
+                self._update_block(r, step, steps)
+            except Exception as error:  # a rule must never crash the population
+                run.error = _describe(error)
+                mask = torch.zeros(len(self.rows), dtype=torch.bool, device=self.device)
+                mask[block] = True
+                self.freeze(mask & self.alive, None)
+
+    def _update_block(self, r: int, step: int, steps: int) -> None:
+        params, block, shadow, rule = self.model.params, self.blocks[r], self.shadows[r], self.runs[r].rule
+        grad, weights = params.grad[block], params[block]
+        if shadow is not None:
+            grad = shadow.grad.index_copy_(0, shadow.index, grad)
+            if not rule.operands.isdisjoint(WEIGHT_SCALES):
+                shadow.weights.index_copy_(0, shadow.index, weights)
+            weights = shadow.weights
+        delta = compute_update(rule, grad, weights, self.states[r], step, steps, self.generators[r])
+        if shadow is not None:
+            delta = delta.index_select(0, shadow.index)
+        if self.frozen_in[r]:
+            updated = params[block] - self.lr_column[block] * delta
+            params[block] = torch.where(self.alive[block, None], updated, params[block])
+        else:
+            params[block].addcmul_(self.lr_column[block], delta, value=-1.0)
+
+    def freeze(self, members: Tensor, step: int | None) -> None:
+        """Stop rows `members` (bool mask): restore their weights, zero their gradient and state, mask their loss."""
+        params = self.model.params
+        for i in members.nonzero().flatten().tolist():
+            self.alive[i] = False
+            self.diverged_at[self.rows[i]] = step
+            params[i] = self.model.init
+            params.grad[i] = 0.0
+            r = self.owner[self.rows[i]]
+            self.frozen_in[r] = True
+            shadow, local = self.shadows[r], i - self.blocks[r].start
+            if shadow is not None:
+                local = int(shadow.index[local])
+            for buffer in self.states[r].values():
+                buffer[local].zero_()
+
+    def compact(self, keep: Sequence[bool]) -> None:
+        """Drop the rows not kept from the stacked model, its learning rates and losses; a stochastic rule that
+        loses rows gets (or keeps) a `_Shadow`, any other run's state loses them too."""
+        params, grads = self.model.params.detach(), self.model.params.grad
+        index = torch.tensor([i for i, kept in enumerate(keep) if kept], dtype=torch.long, device=self.device)
+        for r, block in enumerate(self.blocks):
+            local = torch.tensor([i - block.start for i in range(block.start, block.stop) if keep[i]],
+                                 dtype=torch.long, device=self.device)
+            if len(local) == block.stop - block.start:
+                continue
+            if self.shadows[r] is not None:
+                self.shadows[r].compact(local)
+            elif self.runs[r].rule.stochastic and len(local):
+                self.shadows[r] = _Shadow(local, grads[block].clone(), params[block].clone())
+            else:
+                self.states[r] = {name: buffer[local] for name, buffer in self.states[r].items()}
+        self.model.params = params[index].requires_grad_()
+        self.alive, self.lr_column = self.alive[index], self.lr_column[index]
+        self.losses, self.loss_sum = self.losses[index], self.loss_sum[index]
+        self.rows = [m for m, kept in zip(self.rows, keep, strict=True) if kept]
+        self.blocks = _blocks(self.owner, self.rows, len(self.runs))
+
+    def accuracy(self, x: Tensor, y: Tensor) -> Tensor:
+        """Each row's accuracy on (x, y)."""
+        return _stacked_accuracy(self.model, x, y)
 
 
 def _blocks(owner: Sequence[int], rows: Sequence[int], n_runs: int) -> list[slice]:
@@ -251,17 +331,14 @@ def _halve(halving: Halving, step: int, runs: Sequence[RuleRun], blocks: Sequenc
            accuracy: Sequence[float]) -> list[bool]:
     """Which rows train on after halving step `step`: a rule's frozen (diverged or failed) rows leave too.
 
-    A stochastic rule keeps all its rows or none: its noise is drawn for its whole block, so a smaller block
-    would change the draws of the members kept (and their rewards would no longer be full fidelity's).
+    Stochastic rules are halved like the others: their noise stays full fidelity's through their `_Shadow`.
     """
-    keep = [True] * len(accuracy)
+    keep = [False] * len(accuracy)
     for run, block in zip(runs, blocks, strict=True):
         live = [i for i in range(block.start, block.stop) if alive[i]]
         kept = halving.keep(step, [accuracy[i] for i in live]) if run.error is None else []
-        for i in range(block.start, block.stop):
-            keep[i] = run.rule.stochastic and any(kept)
         for i, kept_i in zip(live, kept, strict=True):
-            keep[i] = keep[i] or kept_i
+            keep[i] = kept_i
     return keep
 
 
