@@ -152,3 +152,16 @@ def test_a_device_this_machine_lacks_fails_before_the_db_unless_ray_workers_trai
     with pytest.raises(ValueError, match="device: 'cuda' asked for, but no CUDA GPU is visible here"):
         search(**{**TINY, "device": "cuda"}, db=tmp_path / "x.sqlite")
     assert not (tmp_path / "x.sqlite").exists()
+
+
+def test_chunks_finished_before_ctrl_c_are_stored_not_lost(tmp_path):
+    def stop_at_first_result(progress):
+        if progress.done:
+            raise KeyboardInterrupt
+
+    common = dict(objective=objective, strategy="random", budget=40, batch=4, ahead=1)
+    result = search(**common, db=tmp_path / "s.sqlite", on_progress=stop_at_first_result)
+    assert result.stopped == "interrupted"
+    full = search(**common, db=tmp_path / "full.sqlite")
+    first_two_rounds = [t for t in full.trials if t.step in (0, 1)]  # both finished when the interrupt came
+    assert len(first_two_rounds) > 4 and result.n_unique == len(first_two_rounds)

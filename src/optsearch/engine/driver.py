@@ -276,10 +276,20 @@ class SearchLoop:
             self.told_new = done
             return self._search(name)
         except KeyboardInterrupt:
+            self._keep_finished(name)
             for rnd in self.rounds:
                 for future in rnd.pending:
                     future.cancel()
             return "interrupted"
+
+    def _keep_finished(self, name: str) -> None:
+        """Store the chunks that finished cleanly before an interrupt (a finished result is never lost); chunks
+        broken by the interrupt itself are not stored as failed, so a resumed search trains them again."""
+        if self.progress is None:
+            return
+        for rnd in self.rounds:
+            for future in [f for f in rnd.pending if f.done() and not f.cancelled() and f.exception() is None]:
+                self._record(self.evaluator.trials(future, rnd.pending.pop(future), name), notify=False)
 
     def _evaluate_baselines(self, rules: Sequence[Rule]) -> None:
         missing = [r for r in rules if r.fingerprint not in self.known]
@@ -338,14 +348,15 @@ class SearchLoop:
         self.store.save_checkpoint(rnd.step, self.progress.sampled, state_to_bytes(self.strategy.state_dict()))
         self.on_progress(self.progress)
 
-    def _record(self, trials: list[Trial]) -> None:
+    def _record(self, trials: list[Trial], notify: bool = True) -> None:
         for trial in trials:
             self.store.add_trial(trial)
             self.known[trial.fingerprint] = trial.reward
             self.progress.done += 1
             if trial.reward > self.progress.best_reward:
                 self.progress.best_reward, self.progress.best_rule = trial.reward, trial.rule
-        self.on_progress(self.progress)
+        if notify:
+            self.on_progress(self.progress)
 
     def _triage(self, rules: list[Rule], flying: set[str], name: str) -> tuple[list[Sample], list[Rule]]:
         """Split asked rules into known or in flight (reward comes from the store), rejected (stored now) and
