@@ -15,7 +15,7 @@ from optsearch.engine.store import Store, StoreError
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
 
-SEARCH = ["search", "--task", "digits", "--strategy", "random", "--budget", "500", "--steps", "30", "--lrs", "0.1",
+SEARCH = ["search", "--task", "digits", "--strategy", "random", "--budget", "100000", "--steps", "30", "--lrs", "0.1",
           "--batch", "4", "--executor", "process", "--workers", "2"]
 
 
@@ -66,4 +66,4 @@ def test_sigterm_stops_a_search_like_ctrl_c_with_exit_code_143(tmp_path, survivo
     assert "Traceback" not in err and "stopped: interrupted" in out
     assert survivors(pids) == []
     with Store(db) as store:  # the lock died with the search: the db opens for writing again
-        assert finished <= store.count_trials(evaluated_only=False) and store.count_trials() < 500
+        assert finished <= store.count_trials(evaluated_only=False) and store.count_trials() < 100000

@@ -88,7 +88,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, local_ray):
 def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path, wait_for_trials):
     db = tmp_path / "s.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "optsearch.cli", "search", "--task", "digits", "--strategy",
-                             "random", "--budget", "500", "--steps", "30", "--lrs", "0.1", "--batch", "4",
+                             "random", "--budget", "100000", "--steps", "30", "--lrs", "0.1", "--batch", "4",
                              "--executor", "ray", "--workers", "2", "--db", str(db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     wait_for_trials(db, 4)
@@ -97,7 +97,7 @@ def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path, wait_for_trials):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "stopped: interrupted" in out
     with Store(db) as store:
-        assert 4 <= store.count_trials() < 500
+        assert 4 <= store.count_trials() < 100000
 
 
 def test_a_killed_driver_leaves_no_ray_process_and_no_session_files(survivors):

@@ -11,7 +11,7 @@ import pytest
 
 from optsearch.engine.store import Store, StoreError, Trial
 
-SEARCH = ["search", "--task", "digits", "--strategy", "random", "--budget", "500", "--steps", "30", "--lrs", "0.1",
+SEARCH = ["search", "--task", "digits", "--strategy", "random", "--budget", "100000", "--steps", "30", "--lrs", "0.1",
           "--batch", "2"]
 
 
