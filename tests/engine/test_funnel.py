@@ -250,3 +250,17 @@ def test_a_db_being_written_is_refused(db, capsys):
     assert "is being written by" in capsys.readouterr().err
     with Store(db, readonly=True) as store:
         assert store.evaluations() == []
+
+
+def test_jobs_finished_before_ctrl_c_are_stored_not_lost(db):
+    def stop_at_first_result(progress):
+        if progress.computed:
+            raise KeyboardInterrupt
+
+    kw = dict(top=3, seeds=2, finalists=2, tasks=["digits"], transfer_seeds=2, steps=40)
+    result = funnel(db, on_progress=stop_at_first_result, **kw)
+    assert result.stopped == "interrupted"
+    with Store(db, readonly=True) as store:
+        kept = len(store.evaluations())
+    assert kept == 2 * 7  # both jobs the inline executor had finished: seeds 1 and 2 of the 7 proxy rules
+    assert funnel(db, **kw).reused == kept

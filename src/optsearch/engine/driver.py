@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from optsearch.dsl import Rule, parse, rejection
-from optsearch.engine.executors import EvalJob, Executor, check_executor, job_evaluations, run_job, start_executor
+from optsearch.engine.executors import (
+    EvalJob,
+    Executor,
+    check_executor,
+    finished_cleanly,
+    job_evaluations,
+    run_job,
+    start_executor,
+)
 from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, StoreError, Trial
 from optsearch.strategies import Strategy, make_strategy, state_from_bytes, state_to_bytes
 from optsearch.tasks.registry import DEFAULT_TASK
@@ -288,7 +296,7 @@ class SearchLoop:
         if self.progress is None:
             return
         for rnd in self.rounds:
-            for future in [f for f in rnd.pending if f.done() and not f.cancelled() and f.exception() is None]:
+            for future in [f for f in rnd.pending if finished_cleanly(f)]:
                 self._record(self.evaluator.trials(future, rnd.pending.pop(future), name), notify=False)
 
     def _evaluate_baselines(self, rules: Sequence[Rule]) -> None:

@@ -52,6 +52,12 @@ def job_evaluations(future: cf.Future, rules: Sequence[Rule], task: str) -> list
         return [Evaluation(str(rule), task, 0.0, Status.FAILED, f"{type(exc).__name__}: {exc}") for rule in rules]
 
 
+def finished_cleanly(future: cf.Future) -> bool:
+    """Whether a job's result is in hand: after an interrupt such jobs are stored (a finished result is never
+    lost), while jobs the interrupt broke are left for the resume to run again, not stored as failed."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 class Executor(Protocol):
     workers: int
 

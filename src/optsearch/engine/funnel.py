@@ -32,6 +32,7 @@ from optsearch.engine.executors import (
     EvalJob,
     Executor,
     check_executor,
+    finished_cleanly,
     job_evaluations,
     run_job,
     start_executor,
@@ -385,17 +386,22 @@ class _Runner:
                     pending[self.ex.submit(run_job, EvalJob.of(job.rules, job.stage.settings.replace(
                         seed=job.seed)))] = job
                 for future in cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)[0]:
-                    job = pending.pop(future)
-                    for rule, ev in zip(job.rules, job_evaluations(future, job.rules, job.stage.task), strict=True):
-                        self._store(job, rule, ev)
-                    progress.done += len(job.rules)
-                    progress.computed += len(job.rules)
+                    self._finish(pending.pop(future), future, progress)
                     self.on_progress(progress)
         except KeyboardInterrupt:
-            for future in pending:
-                future.cancel()
+            for future, job in pending.items():
+                if finished_cleanly(future):
+                    self._finish(job, future, progress)
+                else:
+                    future.cancel()
             return "interrupted"
         return "done"
+
+    def _finish(self, job: _Job, future: cf.Future, progress: FunnelProgress) -> None:
+        for rule, ev in zip(job.rules, job_evaluations(future, job.rules, job.stage.task), strict=True):
+            self._store(job, rule, ev)
+        progress.done += len(job.rules)
+        progress.computed += len(job.rules)
 
     def _missing(self, stage: Stage, seed: int, rule: Rule) -> bool:
         row = self.rows.get((rule.fingerprint, stage.name, stage.task, seed, stage.key))
