@@ -1,5 +1,3 @@
-import signal
-
 import pytest
 import torch
 
@@ -31,14 +29,3 @@ def wait_for_trials():
 
     return wait
 
-
-def _sigint_default() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-@pytest.fixture
-def sigint_as_in_a_terminal():
-    """A `preexec_fn` for a child that a test stops with SIGINT: a job a shell starts in the background inherits
-    SIGINT ignored (and Python then installs no KeyboardInterrupt handler), where a terminal's foreground command
-    has it at its default. Without this the Ctrl-C tests fail when the suite itself runs as a background job."""
-    return _sigint_default

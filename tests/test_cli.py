@@ -65,12 +65,17 @@ def test_search_refuses_an_existing_db_without_resume(tmp_path):
         assert store.count_trials() == 4
 
 
-def test_ctrl_c_stops_a_search_cleanly_keeping_finished_trials(tmp_path, wait_for_trials, sigint_as_in_a_terminal):
+# Starts the CLI with SIGINT ignored, as a shell's background job inherits it: Ctrl-C must still stop it cleanly.
+SIGINT_IGNORED = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); from optsearch.cli import main; "
+                  "sys.exit(main(sys.argv[1:]))")
+
+
+@pytest.mark.parametrize("launch", [["-m", "optsearch.cli"], ["-c", SIGINT_IGNORED]], ids=["plain", "sigint-ignored"])
+def test_ctrl_c_stops_a_search_cleanly_keeping_finished_trials(tmp_path, wait_for_trials, launch):
     db = tmp_path / "s.sqlite"
-    proc = subprocess.Popen([sys.executable, "-m", "optsearch.cli", "search", "--task", "digits", "--strategy",
+    proc = subprocess.Popen([sys.executable, *launch, "search", "--task", "digits", "--strategy",
                              "random", "--budget", "100000", "--steps", "30", "--lrs", "0.1", "--batch", "2",
-                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=sigint_as_in_a_terminal)
+                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_trials(db, 3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

@@ -511,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     _Interrupt.code = 128 + signal.SIGINT
     previous = signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C stops cleanly even where SIGINT was inherited ignored (a shell's background job), as documented
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "threads", None):
@@ -528,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _Interrupt.code
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":

@@ -85,13 +85,12 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, local_ray):
     assert all(status != "failed" for *_, status in got)
 
 
-def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path, wait_for_trials, sigint_as_in_a_terminal):
+def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path, wait_for_trials):
     db = tmp_path / "s.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "optsearch.cli", "search", "--task", "digits", "--strategy",
                              "random", "--budget", "100000", "--steps", "30", "--lrs", "0.1", "--batch", "4",
                              "--executor", "ray", "--workers", "2", "--db", str(db)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=sigint_as_in_a_terminal)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     wait_for_trials(db, 4)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground process group
     out, err = proc.communicate(timeout=120)
