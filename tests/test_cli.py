@@ -76,9 +76,14 @@ def test_ctrl_c_stops_a_search_cleanly_keeping_finished_trials(tmp_path, wait_fo
     proc = subprocess.Popen([sys.executable, *launch, "search", "--task", "digits", "--strategy",
                              "random", "--budget", "100000", "--steps", "30", "--lrs", "0.1", "--batch", "2",
                              "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_trials(db, 3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        wait_for_trials(db, 3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:  # a search the signal failed to stop must not outlive the test
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "stopped: interrupted" in out

@@ -91,9 +91,14 @@ def test_ctrl_c_stops_a_ray_search_cleanly(tmp_path, wait_for_trials):
                              "random", "--budget", "100000", "--steps", "30", "--lrs", "0.1", "--batch", "4",
                              "--executor", "ray", "--workers", "2", "--db", str(db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    wait_for_trials(db, 4)
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground process group
-    out, err = proc.communicate(timeout=120)
+    try:
+        wait_for_trials(db, 4)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground process group
+        out, err = proc.communicate(timeout=120)
+    finally:  # a search the signal failed to stop must not outlive the test
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "stopped: interrupted" in out
     with Store(db) as store:
