@@ -271,10 +271,12 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     from optsearch.engine.funnel import (
         ENTRY_HEADERS,
         FUNNEL_BASELINES,
+        PREDICTION_HEADERS,
         STANDING_HEADERS,
         entry_texts,
         explanation,
         funnel,
+        prediction_texts,
         standing_texts,
     )
 
@@ -313,6 +315,12 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     for rank, standing in enumerate(result.leaderboard, 1):
         board.add_row(*standing_texts(rank, standing, tasks))
     console.print(board)
+    agreement = Table(title="how well the cheap stages ranked the finalists on each held-out task")
+    for col in PREDICTION_HEADERS:
+        agreement.add_column(col, justify="left" if col == "held-out task" else "right")
+    for p in result.predictiveness:
+        agreement.add_row(*prediction_texts(p))
+    console.print(agreement)
     pairs, rho = result.winners_curse
     console.print(explanation(result), highlight=False)
     console.print(f"stage 1 (search reward) vs stage 2 (mean over fresh seeds): Spearman {rho:.2f} over "
@@ -455,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transfer-seeds", type=_whole(2), default=3, help="stage 3: seeds per task (default 3)")
     p.add_argument("--steps", type=_budgets, help="stage 3: steps per member, for every task or TASK=N,... "
                    "(default: each task's search budget)")
-    p.add_argument("--lrs", type=_floats, help="stage 3: learning-rate grid (default: the search's)")
+    p.add_argument("--lrs", type=_floats, help="stage 3: learning-rate grid (default: the search's), "
+                   "extended a decade while a rule's best lr is at its edge")
     p.add_argument("--baselines", nargs="+", help="more baselines (zoo names or rule texts) beside sgd, momentum, "
                    "adam and rmsprop")
     p.add_argument("--workers", type=_whole(1), default=1)

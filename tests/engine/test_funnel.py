@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,10 +24,13 @@ from optsearch.engine.funnel import (
     PROXY,
     TRANSFER,
     Entry,
+    FunnelResult,
+    TaskTable,
     compare,
     funnel,
     holm,
     paired_p,
+    spearman,
     tuned_scores,
     verdict,
 )
@@ -95,6 +99,31 @@ def test_the_lr_is_tuned_on_mean_validation_and_the_score_is_test_at_that_lr():
     assert tuned_scores({3: never}) == (None, {3: 0.0})
 
 
+def test_predictiveness_ranks_the_finalists_stage_1_and_stage_2_against_each_held_out_task():
+    def entry(fp, mean, baseline=None):
+        return Entry(fp, fp, (), baseline, 0.1, {1: mean, 2: mean})
+
+    # stage 1 orders a > b > c > d; stage 2 orders b > a > c > d; the held-out task d > c > b > a (and a baseline)
+    stage1 = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}
+    proxy = TaskTable("proxy", "mnist1d", (1, 2), [entry("a", 0.5), entry("b", 0.6), entry("c", 0.4),
+                                                   entry("d", 0.3), entry("g", 0.9, "sgd")])
+    scored = [entry(f, m) for f, m in zip("abcd", (0.1, 0.2, 0.3, 0.4), strict=True)]
+    unscored = Entry("e", "e", (), None, None, {})
+    held_out = TaskTable("transfer", "digits", (1, 2), [*scored, entry("g", 0.9, "sgd"), unscored])
+    result = FunnelResult(SimpleNamespace(stage1=stage1), proxy, [held_out], [], [])
+    (p,) = result.predictiveness
+    assert (p.task, p.rules) == ("digits", 4)
+    assert p.stage1 == pytest.approx(-1.0) and p.stage2 == pytest.approx(stats.spearmanr([5, 6, 4, 3], [1, 2, 3, 4])
+                                                                          .statistic)
+
+
+def test_spearman_is_nan_where_a_rank_correlation_means_nothing():
+    assert spearman([1, 2, 3], [3, 1, 2]) == pytest.approx(stats.spearmanr([1, 2, 3], [3, 1, 2]).statistic)
+    assert math.isnan(spearman([1, 2], [1, 2]))  # two pairs
+    assert math.isnan(spearman([1, 2, 3], [1, 1, 1]))  # a constant side
+    assert math.isnan(spearman([1, 2, math.nan], [1, 2, 3]))
+
+
 # --- the stages on tiny real budgets ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory) -> Path:
@@ -123,6 +152,8 @@ def test_the_stages_store_one_row_per_rule_and_seed_and_a_rerun_computes_nothing
     assert {r.rule for r in proxy} == {*top, "g", "m", "adam", "rmsprop"}
     assert {r.seed for r in rows} == {1, 2}  # fresh seeds: the search ran at seed 0
     assert {r.evaluation.steps for r in proxy} == {30} and {r.evaluation.steps for r in transfer} == {40}
+    # stage 3 tunes past the grid's edge: SGD's best of (0.01, 0.1) on digits is the edge, so 1 is tried too
+    assert all({0.01, 0.1, 1.0} <= {p.lr for p in r.evaluation.per_lr} for r in transfer if r.rule == "g")
     assert len({r.key for r in rows}) == len(rows)
     finalists = [e.rule for e in result.proxy.found[:2]]
     assert {r.rule for r in transfer} == {*finalists, "g", "m", "adam", "rmsprop"}
@@ -139,8 +170,9 @@ def test_the_stages_store_one_row_per_rule_and_seed_and_a_rerun_computes_nothing
     assert sorted((r.stage, r.seed) for r in added if r.stage == PROXY) == [(PROXY, 3)] * (3 + 4)
 
 
-def test_adam_clearly_beats_sgd_and_a_rule_that_barely_moves_loses(tmp_path):
-    """A constructed search whose candidates are Adam and a rule whose steps are ~1e-5 of SGD's, against SGD alone."""
+def test_adam_clearly_beats_sgd_on_its_grid_and_a_rule_that_barely_moves_loses(tmp_path):
+    """A constructed search whose candidates are Adam and a rule whose steps are ~1e-5 of SGD's, against SGD alone
+    (on the proxy's grid of 0.01 and 0.1, where SGD wants more)."""
     db = tmp_path / "s.sqlite"
     settings = Settings("digits", (1e-2, 1e-1), 60, None, 0)
     with Store(db) as store:
@@ -149,9 +181,12 @@ def test_adam_clearly_beats_sgd_and_a_rule_that_barely_moves_loses(tmp_path):
             rule = parse(text)
             store.add_trial(Trial(str(rule), list(rule.tokens), rule.fingerprint, "ok", reward, strategy="random"))
     result = funnel(db, top=2, seeds=3, finalists=2, tasks=["digits"], transfer_seeds=3, steps=60, baselines=["sgd"])
-    for table in (result.proxy, *result.transfer):
-        verdicts = {e.rule: e.verdict for e in table.entries}
-        assert verdicts == {"adam": "beats", "g": "best baseline", "clip(g, 1e-5)": "loses"}, table
+    verdicts = {e.rule: e.verdict for e in result.proxy.entries}
+    assert verdicts == {"adam": "beats", "g": "best baseline", "clip(g, 1e-5)": "loses"}, result.proxy
+    # stage 3 extends the grid: SGD is tuned past 0.1 there, and the barely-moving rule still loses
+    (transfer,) = result.transfer
+    entries = {e.rule: e for e in transfer.entries}
+    assert entries["g"].lr >= 1.0 and entries["clip(g, 1e-5)"].verdict == "loses", transfer
 
 
 def test_a_failed_result_is_replaced_and_a_finished_one_never(tmp_path):

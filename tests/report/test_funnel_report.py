@@ -22,6 +22,7 @@ def test_a_funnel_db_gets_the_winners_curse_each_tasks_ranking_and_the_leaderboa
         assert all(re.search(r"\| 0\.\d{4} ± 0\.\d{4} \|", r) for r in rows)
     assert board.split("\n| 1 | ")[1].startswith(f"`{funnel_best}` | 1.00 | 1 / 0 / 0 |")
     assert "degree(s) of freedom" in board
+    assert "| digits | 2 | — | — |" in board  # two finalists: too few for a rank correlation
 
 
 def test_a_search_without_a_funnel_has_no_funnel_sections(search_db, tmp_path):

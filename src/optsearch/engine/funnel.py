@@ -5,7 +5,8 @@ curse), and a proxy task can be overfitted; Lion's authors answered with a funne
 Stage 2 re-evaluates the top `top` rules of the search on the search's own task and settings over `seeds` fresh
 seeds; stage 3 takes the best `finalists` of those to held-out tasks of other families over `transfer_seeds`
 seeds. Every stage trains the same hand-designed baselines (SGD, momentum, Adam, RMSProp, and any given) on the
-same learning-rate grid, seeds and budget, and ranks per task with a paired test against the best baseline.
+same learning-rate grid (extended a decade while a rule's best lr is at its edge), seeds and budget, and ranks per
+task with a paired test against the best baseline.
 
 Each result is one row of the db's `evaluations` table, written as it finishes; a rerun skips the rows present,
 so a funnel stopped by Ctrl-C or kill -9 resumes where it stopped and never computes a result twice.
@@ -223,10 +224,39 @@ class FunnelResult:
         how much of the search's ranking survives fresh seeds (NaN with fewer than three)."""
         pairs = [(e, self.plan.stage1[e.fingerprint]) for e in self.proxy.found
                  if e.scores and e.fingerprint in self.plan.stage1]
-        if len(pairs) < 3:
-            return pairs, math.nan
-        rho = stats.spearmanr([s1 for _, s1 in pairs], [e.mean for e, _ in pairs]).statistic
-        return pairs, float(rho)
+        return pairs, spearman([s1 for _, s1 in pairs], [e.mean for e, _ in pairs])
+
+    @property
+    def predictiveness(self) -> list[Prediction]:
+        """For each held-out task, how well the cheap stages ranked the finalists scored there: the Spearman
+        correlation of their stage-1 rewards, and of their stage-2 means, with their means on the task."""
+        proxy = {e.fingerprint: e.mean for e in self.proxy.found if e.scores}
+        out = []
+        for table in self.transfer:
+            found = [e for e in table.found if e.scores and e.fingerprint in proxy]
+            means = [e.mean for e in found]
+            out.append(Prediction(table.task, len(found),
+                                  spearman([self.plan.stage1.get(e.fingerprint, math.nan) for e in found], means),
+                                  spearman([proxy[e.fingerprint] for e in found], means)))
+        return out
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """How well stage 1 (the search's reward) and stage 2 (fresh seeds on its task) ranked the finalists of one
+    held-out task (`rules` of them scored there)."""
+
+    task: str
+    rules: int
+    stage1: float
+    stage2: float
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation; NaN with fewer than three pairs, a missing value, or a constant side."""
+    if len(x) < 3 or any(math.isnan(v) for v in [*x, *y]) or len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan
+    return float(stats.spearmanr(x, y).statistic)
 
 
 @dataclass
@@ -334,8 +364,10 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial])
     if unknown:
         raise SettingsError(f"steps: given for {', '.join(unknown)}, which is not among the tasks "
                             f"{', '.join(tasks)}")
+    # stage 3 extends the grid at its edges (as the search does): a baseline whose best lr is the grid's last is
+    # not tuned, and a rule must not win because its scale suits the grid better than a baseline's does
     transfer = [Stage(TRANSFER, Settings(task, config.lrs or settings.lrs, per_task.get(task), None, 0,
-                                         settings.device, None, settings.precision),
+                                         settings.device, None, settings.precision, extend_lrs=True),
                       tuple(range(base, base + config.transfer_seeds))) for task in dict.fromkeys(tasks)]
     # stage 2 repeats the search's settings at full fidelity, one seed per job (the funnel pairs seeds itself)
     proxy = Stage(PROXY, settings.replace(seed=0, seeds=None, fidelity="full"), tuple(range(base, base + config.seeds)))
@@ -540,14 +572,16 @@ def _stage(d: dict[str, Any]) -> Stage:
 
 __all__ = [
     "ALPHA", "DEFAULT_TASKS", "FUNNEL_BASELINES", "PROXY", "TRANSFER", "Entry", "FunnelConfig", "FunnelProgress",
-    "FunnelResult", "Plan", "Stage", "Standing", "TaskTable", "analyze", "funnel", "holm", "leaderboard",
-    "load_funnel", "make_plan", "paired_p", "read_plan", "settings_key", "tuned_scores", "verdict",
+    "FunnelResult", "Plan", "Prediction", "Stage", "Standing", "TaskTable", "analyze", "funnel", "holm",
+    "leaderboard", "load_funnel", "make_plan", "paired_p", "read_plan", "settings_key", "spearman", "tuned_scores",
+    "verdict",
 ]
 
 
 # --- presentation (shared by the command line and the report) -----------------------------------------
 ENTRY_HEADERS = ("#", "rule", "lr", "mean ± sem", "gap", "p", "p (Holm)", "verdict", "seeds")
 STANDING_HEADERS = ("#", "rule", "mean rank", "beats / ties / loses")
+PREDICTION_HEADERS = ("held-out task", "finalists", "Spearman with stage 1", "Spearman with stage 2")
 
 
 def entry_texts(rank: int, entry: Entry) -> list[str]:
@@ -564,6 +598,11 @@ def standing_texts(rank: int, s: Standing, tasks: Sequence[str]) -> list[str]:
     tally = "—" if s.baseline else f"{s.count('beats')} / {s.count('ties')} / {s.count('loses')}"
     return [str(rank), s.name + (" (baseline)" if s.baseline else ""), f"{s.mean_rank:.2f}", tally,
             *(_num(s.gaps.get(task, math.nan), "+.4f") for task in tasks)]
+
+
+def prediction_texts(p: Prediction) -> list[str]:
+    """A row of PREDICTION_HEADERS."""
+    return [p.task, str(p.rules), _num(p.stage1, "+.2f"), _num(p.stage2, "+.2f")]
 
 
 def explanation(result: FunnelResult) -> str:

@@ -6,12 +6,14 @@ import math
 
 from optsearch.engine.funnel import (
     ENTRY_HEADERS,
+    PREDICTION_HEADERS,
     PROXY,
     STANDING_HEADERS,
     FunnelResult,
     TaskTable,
     entry_texts,
     explanation,
+    prediction_texts,
     standing_texts,
 )
 from optsearch.report import plots
@@ -37,7 +39,11 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
     sections.append(Section("Funnel: final leaderboard", [
         f"Found rules ({len(result.finalists)} finalists) and baselines by mean rank over the held-out tasks "
         f"({', '.join(tasks)}); the last columns are the gap to each task's best baseline.",
-        Table([*STANDING_HEADERS, *(f"gap on {t}" for t in tasks)], rows), explanation(result)]))
+        Table([*STANDING_HEADERS, *(f"gap on {t}" for t in tasks)], rows), explanation(result),
+        "How well the cheap stages ranked the finalists on each held-out task: the Spearman correlation of their "
+        "search rewards (stage 1), and of their means over fresh seeds on the search's task (stage 2), with their "
+        "means there. The finalists are the top of stage 2, a narrow range, so expect these to be low.",
+        Table(list(PREDICTION_HEADERS), [prediction_texts(p) for p in result.predictiveness])]))
     return sections
 
 
