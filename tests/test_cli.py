@@ -65,6 +65,17 @@ def test_search_refuses_an_existing_db_without_resume(tmp_path):
         assert store.count_trials() == 4
 
 
+def test_a_search_stopped_by_its_sample_cap_goes_on_with_a_larger_max_samples(tmp_path, capsys):
+    db = tmp_path / "s.sqlite"
+    args = ["search", "--task", "digits", "--strategy", "random", "--budget", "50", "--steps", "20", "--lrs", "0.1",
+            "--batch", "2", "--db", str(db)]
+    assert main([*args, "--max-samples", "2"]) == 0
+    assert "stopped: sample cap" in capsys.readouterr().out
+    assert main([*args, "--max-samples", "6", "--resume"]) == 0
+    with Store(db) as store:
+        assert store.count_samples() == 6  # the cap counts the whole search's samples, across sessions
+
+
 # Starts the CLI with SIGINT ignored, as a shell's background job inherits it: Ctrl-C must still stop it cleanly.
 SIGINT_IGNORED = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); from optsearch.cli import main; "
                   "sys.exit(main(sys.argv[1:]))")
@@ -120,6 +131,7 @@ TINY = ["--task", "digits", "--strategy", "random", "--budget", "2", "--steps", 
     (["--strategy", "rando"], "unknown strategy 'rando'; allowed: evolution, ppo, random, reinforce"),
     (["--executor", "foo"], "executor: got 'foo'; allowed: inline, process, ray"),
     (["--duplicate-penalty", "nan"], "duplicate_penalty: got nan"),
+    (["--max-samples", "0"], "argument --max-samples: got '0'"),
     (["--resume"], "no search at"),
 ])
 def test_bad_search_input_is_one_line_exit_2_and_leaves_no_db(tmp_path, capsys, bad, message):

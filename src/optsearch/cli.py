@@ -232,7 +232,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         result = search(settings=settings, strategy=args.strategy, budget=args.budget, db=args.db,
                         resume=args.resume or (False if args.db else None), workers=args.workers,
                         executor=args.executor, address=args.address, groups=args.groups, decays=args.decays,
-                        batch=args.batch, duplicate_penalty=args.duplicate_penalty, on_progress=show)
+                        batch=args.batch, duplicate_penalty=args.duplicate_penalty, max_samples=args.max_samples,
+                        on_progress=show)
     except SearchExists:
         raise UsageError(f"{args.db} already holds a search; pass --resume to continue it or choose another --db"
                          ) from None
@@ -392,7 +393,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from optsearch.engine.driver import SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
+    from optsearch.engine.driver import DUPLICATE_PENALTY, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
     from optsearch.tasks.registry import DEFAULT_TASK
 
     parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0],
@@ -447,8 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=_whole(1, 3), default=2, help="token groups per rule (1-3)")
     p.add_argument("--decays", action="store_true", help="include the decay operands ld, cd, rd, eps_t")
     p.add_argument("--batch", type=_whole(1), help="rules asked per round (default 8 × workers)")
-    p.add_argument("--duplicate-penalty", type=float, default=0.1,
+    p.add_argument("--duplicate-penalty", type=float, default=DUPLICATE_PENALTY,
                    help="subtracted from a re-sampled rule's reward when told to the strategy")
+    p.add_argument("--max-samples", type=_whole(1),
+                   help="stop after this many sampled rules, duplicates included, over the whole search "
+                   "(default 20 × budget)")
     p.add_argument("--top", type=_whole(1), default=10, help="rows of the final leaderboard")
     p.set_defaults(fn=cmd_search)
 

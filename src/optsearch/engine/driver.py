@@ -48,6 +48,8 @@ SEARCH_EXTENDS_LRS = True
 """A search tries the next decade while a rule's best learning rate is at the grid's edge."""
 REJECTED_REWARD = 0.0
 """Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g)."""
+DUPLICATE_PENALTY = 0.1
+"""Subtracted from a re-sampled rule's stored reward when it is told to the strategy (see `search`)."""
 MAY_DIFFER_ON_RESUME = ("device", "data_dir")
 """Settings a resumed search may change: where it trains, not what it computes."""
 
@@ -117,7 +119,7 @@ class Schedule:
     budget: int
     batch: int | None = None
     ahead: int = 1
-    duplicate_penalty: float = 0.1
+    duplicate_penalty: float = DUPLICATE_PENALTY
     max_samples: int | None = None
 
     def __post_init__(self) -> None:
@@ -193,7 +195,7 @@ def search(
     batch: int | None = None,
     ahead: int = 1,
     baselines: Sequence[str] = BASELINES,
-    duplicate_penalty: float = 0.1,
+    duplicate_penalty: float = DUPLICATE_PENALTY,
     max_samples: int | None = None,
     device: str | None = None,
     precision: str | None = None,
