@@ -70,7 +70,8 @@ def test_a_search_stopped_by_its_sample_cap_goes_on_with_a_larger_max_samples(tm
     args = ["search", "--task", "digits", "--strategy", "random", "--budget", "50", "--steps", "20", "--lrs", "0.1",
             "--batch", "2", "--db", str(db)]
     assert main([*args, "--max-samples", "2"]) == 0
-    assert "stopped: sample cap" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "stopped: sample cap" in out and "--max-samples" in out
     assert main([*args, "--max-samples", "6", "--resume"]) == 0
     with Store(db) as store:
         assert store.count_samples() == 6  # the cap counts the whole search's samples, across sessions

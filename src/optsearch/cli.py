@@ -243,6 +243,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     console.print(leaderboard(result.trials, args.top))
     console.print(f"{result.n_unique} unique rules evaluated from {result.n_samples} sampled; "
                   f"stopped: {result.stopped}" + (f"; trials in {result.db}" if args.db else ""))
+    if result.stopped == "sample cap":
+        console.print("the strategy kept re-sampling rules it knew: go on with --resume and a larger --max-samples "
+                      "or --duplicate-penalty (1.0 tells a repeat less than any new rule on an accuracy scale)")
     return _Interrupt.code if result.stopped == "interrupted" else 0
 
 
