@@ -1,0 +1,70 @@
+"""Is a found rule better than a baseline, or only better placed on the learning-rate grid? (issue 12)
+
+A rule such as `m + g` takes steps about twice momentum's at the same learning rate. On a grid of decades
+{…, 0.1, 1, 10} the two are tried at different effective rates, so one may win a search only because its scale
+suits the grid. This script trains each family of rules on a fine grid (1, 2, 5 per decade) over fresh seeds on the
+search's task and tunes each rule's rate twice, from the same runs: on the decades of the grid alone and on the
+whole fine grid. The rate is the one with the best mean validation score over seeds; the score is the test score
+there, mean ± standard error, with a paired t-test against the family's first rule (same seeds, same minibatches).
+
+    python benchmarks/grid_luck.py [--task mnist1d_large] [--seeds 1-10] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+
+import numpy as np
+
+from optsearch import evaluate
+from optsearch.engine.funnel import paired_p, tuned_scores
+
+FAMILIES = {
+    # the search's top family against its baselines, around their best rates on mnist1d_large
+    "momentum": (("m", "g", "m + g", "drop(m, 0.3) + g"), (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)),
+    # the one scheduled rule among stage 2's best, against RMSProp with and without the same schedule
+    "rmsprop": (("rmsprop", "rmsprop * cd", "rmsprop * sqrt|rd(3)|", "drop(rmsprop, 0.1) * sqrt|rd(3)|"),
+                (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)),
+}
+
+
+def decades(lrs: tuple[float, ...]) -> set[float]:
+    return {lr for lr in lrs if math.isclose(math.log10(lr), round(math.log10(lr)))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="mnist1d_large")
+    ap.add_argument("--seeds", default="1-10", help="first-last (fresh seeds: the search ran at 0)")
+    ap.add_argument("--steps", type=int, help="default: the task's")
+    args = ap.parse_args()
+    first, last = map(int, args.seeds.split("-"))
+    seeds = range(first, last + 1)
+    for family, (rules, lrs) in FAMILIES.items():
+        runs = {seed: evaluate(list(rules), task=args.task, lrs=list(lrs), steps=args.steps, seed=seed)
+                for seed in seeds}
+        print(f"\n{family} family on {args.task}, seeds {first}-{last}, grid {lrs} (decades: "
+              f"{sorted(decades(lrs))})")
+        print("| rule | decade grid: lr | test | fine grid: lr | test | p vs first (fine) |")
+        print("|---|---|---|---|---|---|")
+        reference = None
+        for i, rule in enumerate(rules):
+            evals = {seed: runs[seed][i] for seed in seeds}
+            coarse = {seed: dataclasses.replace(ev, per_lr=[p for p in ev.per_lr if p.lr in decades(lrs)])
+                      for seed, ev in evals.items()}
+            lr_c, scores_c = tuned_scores(coarse)
+            lr_f, scores_f = tuned_scores(evals)
+            reference = reference or scores_f
+            p = "—" if i == 0 else f"{paired_p(scores_f, reference):.3g}"
+            print(f"| `{rule}` | {lr_c:g} | {_ms(scores_c)} | {lr_f:g} | {_ms(scores_f)} | {p} |")
+
+
+def _ms(scores: dict[int, float]) -> str:
+    v = np.array(list(scores.values()))
+    return f"{v.mean():.4f} ± {v.std(ddof=1) / math.sqrt(len(v)):.4f}"
+
+
+if __name__ == "__main__":
+    main()
