@@ -42,7 +42,7 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
         Table([*STANDING_HEADERS, *(f"gap on {t}" for t in tasks)], rows), explanation(result),
         "How well the cheap stages ranked the finalists on each held-out task: the Spearman correlation of their "
         "search rewards (stage 1), and of their means over fresh seeds on the search's task (stage 2), with their "
-        "means there. The finalists are the top of stage 2, a narrow range, so expect these to be low.",
+        "means there. They rank a few rules from the top of stage 2, a narrow range: read them as rough.",
         Table(list(PREDICTION_HEADERS), [prediction_texts(p) for p in result.predictiveness])]))
     return sections
 
