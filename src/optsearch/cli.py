@@ -167,10 +167,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         job = bar.add_task("evaluate", total=None)
         evals = evaluate_settings(rules, settings, lambda done, total: bar.update(job, completed=done, total=total))
     over = "" if settings.seeds is None else f", mean over seeds {', '.join(map(str, settings.seeds))} at one lr"
-    table = Table(title=f"{args.task}: reward = best validation {scoring.reward_text} over the learning-rate grid"
-                        + over)
-    for col in ("rule", "reward", "best lr", f"test {scoring.reward_text}", "status", "time (s)"):
-        table.add_column(col, justify="left" if col in ("rule", "status") else "right")
+    table = _table(f"{args.task}: reward = best validation {scoring.reward_text} over the learning-rate grid" + over,
+                   ("rule", "reward", "best lr", f"test {scoring.reward_text}", "status", "time (s)"),
+                   ("rule", "status"))
     for text, ev in zip(args.rules, evals, strict=True):
         d = ev.to_dict()
         best = next((p for p in d.get("per_lr", []) if p.get("lr") == d.get("best_lr")), {})
@@ -197,13 +196,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(title: str, headers: Sequence[str], left: Sequence[str]) -> Table:
+    """A table whose `left` columns hold text (aligned left) and the others numbers (aligned right)."""
+    table = Table(title=title)
+    for col in headers:
+        table.add_column(col, justify="left" if col in left else "right")
+    return table
+
+
 # --- search ------------------------------------------------------------------------------------
 def leaderboard(trials, top: int = 10, title: str = "leaderboard") -> Table:
     from optsearch.engine.store import BASELINE
 
-    table = Table(title=title)
-    for col in ("#", "rule", "reward", "best lr", "status"):
-        table.add_column(col, justify="right" if col in ("#", "reward", "best lr") else "left")
+    table = _table(title, ("#", "rule", "reward", "best lr", "status"), ("rule", "status"))
     for i, t in enumerate(trials[:top], 1):
         rule = f"{t.rule}  [dim](baseline)[/]" if t.strategy == BASELINE else t.rule
         table.add_row(str(i), rule, f"{t.reward:.4f}", "-" if t.best_lr is None else f"{t.best_lr:g}", t.status)
@@ -306,22 +311,18 @@ def cmd_funnel(args: argparse.Namespace) -> int:
             bar.stop()
     for table in [result.proxy, *result.transfer]:
         stage = "stage 2, the search's task" if table.stage == "proxy" else "stage 3, held out"
-        out = Table(title=f"{table.task} ({stage}; {len(table.seeds)} seeds)")
-        for col in ENTRY_HEADERS:
-            out.add_column(col, justify="left" if col in ("rule", "verdict") else "right")
+        out = _table(f"{table.task} ({stage}; {len(table.seeds)} seeds)", ENTRY_HEADERS, ("rule", "verdict"))
         for rank, entry in enumerate(table.entries, 1):
             out.add_row(*entry_texts(rank, entry), style="dim" if entry.baseline else None)
         console.print(out)
     tasks = [t.task for t in result.transfer]
-    board = Table(title="leaderboard over the held-out tasks (gap to each task's best baseline)")
-    for col in (*STANDING_HEADERS, *tasks):
-        board.add_column(col, justify="left" if col == "rule" else "right")
+    board = _table("leaderboard over the held-out tasks (gap to each task's best baseline)",
+                   (*STANDING_HEADERS, *tasks), ("rule",))
     for rank, standing in enumerate(result.leaderboard, 1):
         board.add_row(*standing_texts(rank, standing, tasks))
     console.print(board)
-    agreement = Table(title="how well the cheap stages ranked the finalists on each held-out task")
-    for col in PREDICTION_HEADERS:
-        agreement.add_column(col, justify="left" if col == "held-out task" else "right")
+    agreement = _table("how well the cheap stages ranked the finalists on each held-out task", PREDICTION_HEADERS,
+                       ("held-out task",))
     for p in result.predictiveness:
         agreement.add_row(*prediction_texts(p))
     console.print(agreement)
