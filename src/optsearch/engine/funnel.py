@@ -111,6 +111,10 @@ class Stage:
     def key(self) -> str:
         return settings_key(self.settings)
 
+    def row_key(self, rule: Rule, seed: int) -> tuple[str, str, str, int, str]:
+        """The `StoredEvaluation.key` of `rule`'s row at `seed` in this stage."""
+        return rule.fingerprint, self.name, self.task, seed, self.key
+
 
 @dataclass
 class Plan:
@@ -436,7 +440,7 @@ class _Runner:
         progress.computed += len(job.rules)
 
     def _missing(self, stage: Stage, seed: int, rule: Rule) -> bool:
-        row = self.rows.get((rule.fingerprint, stage.name, stage.task, seed, stage.key))
+        row = self.rows.get(stage.row_key(rule, seed))
         return row is None or row.evaluation.status == Status.FAILED
 
     def _store(self, job: _Job, rule: Rule, ev: Evaluation) -> None:
@@ -467,7 +471,7 @@ def _table(stage: Stage, rules: Sequence[tuple[Rule, str | None]], index: Mappin
     entries = []
     for rule, name in rules:
         evals = {seed: index[key] for seed in stage.seeds
-                 if (key := (rule.fingerprint, stage.name, stage.task, seed, stage.key)) in index
+                 if (key := stage.row_key(rule, seed)) in index
                  and index[key].status != Status.FAILED}
         lr, scores = tuned_scores(evals)
         entries.append(Entry(str(rule), rule.fingerprint, rule.tokens, name, lr, scores))
