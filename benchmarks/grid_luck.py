@@ -45,14 +45,14 @@ def main() -> None:
     for family, (rules, lrs) in FAMILIES.items():
         runs = {seed: evaluate(list(rules), task=args.task, lrs=list(lrs), steps=args.steps, seed=seed)
                 for seed in seeds}
-        print(f"\n{family} family on {args.task}, seeds {first}-{last}, grid {lrs} (decades: "
-              f"{sorted(decades(lrs))})")
+        coarse_lrs = decades(lrs)
+        print(f"\n{family} family on {args.task}, seeds {first}-{last}, grid {lrs} (decades: {sorted(coarse_lrs)})")
         print("| rule | decade grid: lr | test | fine grid: lr | test | p vs first (fine) |")
         print("|---|---|---|---|---|---|")
         reference = None
         for i, rule in enumerate(rules):
             evals = {seed: runs[seed][i] for seed in seeds}
-            coarse = {seed: dataclasses.replace(ev, per_lr=[p for p in ev.per_lr if p.lr in decades(lrs)])
+            coarse = {seed: dataclasses.replace(ev, per_lr=[p for p in ev.per_lr if p.lr in coarse_lrs])
                       for seed, ev in evals.items()}
             lr_c, scores_c = tuned_scores(coarse)
             lr_f, scores_f = tuned_scores(evals)
