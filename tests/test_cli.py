@@ -1,5 +1,6 @@
 import argparse
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -108,6 +109,38 @@ def test_tasks_lists_every_child_task(capsys):
     out = capsys.readouterr().out
     for name in ("mnist1d", "digits", "fashion_mnist_conv", "cifar10_conv"):
         assert name in out
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_tasks_shows_every_field_uncut_at_80_and_200_columns(columns, monkeypatch, capsys):
+    from rich.console import Console
+
+    from optsearch import cli
+    from optsearch.tasks import task_table
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setattr(cli, "console", Console())  # reads the width as the command's own console does
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "…" not in out and max(map(len, lines)) <= columns
+    rows = task_table()
+    wide = next((line for line in lines if line.startswith("┃ name")), None)
+    if columns == 200:  # the table fits: one line of headers, one line per task with every value but the source's
+        assert wide is not None and all(header in wide for header in rows[0])
+        for row in rows:
+            *values, source = map(str, row.values())
+            line = next(line for line in lines if line.startswith(f"│ {row['name']} "))
+            assert [cell.strip() for cell in line.strip("│").split("│")][:-1] == values
+            assert all(word in out for word in source.split())
+    else:  # one block per task: the name, then one line per field
+        assert wide is None
+        for row in rows:
+            name, *fields = row.items()
+            block = out.split(f"\n{name[1]}\n")[1]
+            for key, value in fields:  # a long value wraps onto indented lines below
+                words = r"\s+".join(map(re.escape, str(value).split()))
+                assert re.search(rf"^  {re.escape(key)} +{words} *$", block, re.M), (key, value)
 
 
 TINY = ["--task", "digits", "--strategy", "random", "--budget", "2", "--steps", "20", "--lrs", "0.1"]

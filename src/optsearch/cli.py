@@ -335,17 +335,45 @@ def cmd_funnel(args: argparse.Namespace) -> int:
 
 
 # --- tasks -------------------------------------------------------------------------------------
+SOURCE_WIDTH = 32
+"""The wide `tasks` table wraps its free-text last column (where the data comes from) at this width."""
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
+    """One table where it fits the terminal (as wide as the console reads it, e.g. from COLUMNS), else one block
+    per task: a table squeezed into a narrow terminal would cut every value to 'acc…'."""
+    from rich.measure import Measurement
+    from rich.padding import Padding
+
     from optsearch.tasks import task_table
 
     rows = task_table(args.data_dir)
-    table = Table(title="tasks (for evaluate, search and benchmark); a search's reward is higher-is-better",
-                  caption="your own task: --task path/to/file.py:make_task (a function returning optsearch.Task)")
-    for i, col in enumerate(rows[0]):
-        table.add_column(col, no_wrap=i == 0)
+    title = "tasks (for evaluate, search and benchmark); a search's reward is higher-is-better"
+    caption = "your own task: --task path/to/file.py:make_task (a function returning optsearch.Task)"
+    table = Table(title=title, caption=caption)
+    headers = list(rows[0])
+    for col in headers:
+        last = col == headers[-1]
+        table.add_column(col, no_wrap=not last, max_width=SOURCE_WIDTH if last else None)
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
-    console.print(table)
+    natural = Measurement.get(console, console.options.update_width(sys.maxsize), table).maximum
+    if natural <= console.width:
+        console.print(table)
+        return 0
+    console.print(title, highlight=False)
+    for row in rows:
+        name, *fields = row.items()
+        block = Table.grid(padding=(0, 2))
+        block.add_column(no_wrap=True)
+        block.add_column(overflow="fold")
+        for key, value in fields:
+            block.add_row(key, str(value))
+        console.print()
+        console.print(f"[bold]{name[1]}[/]", highlight=False)
+        console.print(Padding(block, (0, 0, 0, 2), expand=False), highlight=False)
+    console.print()
+    console.print(caption, highlight=False)
     return 0
 
 
