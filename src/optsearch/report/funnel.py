@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import re
+
+import numpy as np
+from scipy import stats
 
 from optsearch.engine.funnel import (
     ENTRY_HEADERS,
     PREDICTION_HEADERS,
     PROXY,
     STANDING_HEADERS,
+    Entry,
     FunnelResult,
     TaskTable,
     entry_texts,
@@ -50,9 +55,42 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
 def _task_section(table: TaskTable) -> Section:
     stage = "stage 2, the search's own task" if table.stage == PROXY else "stage 3, held out"
     rows: list[list[Cell]] = [_code_rule(entry_texts(rank, e)) for rank, e in enumerate(table.entries, 1)]
+    forest = _forest(table)
     return Section(f"Funnel: {table.task} ({stage})", [
         f"{len(table.found)} found rules and {len(table.entries) - len(table.found)} baselines over "
-        f"{len(table.seeds)} seeds ({', '.join(map(str, table.seeds))}).", Table(list(ENTRY_HEADERS), rows)])
+        f"{len(table.seeds)} seeds ({', '.join(map(str, table.seeds))}).", *([forest] if forest else []),
+        Table(list(ENTRY_HEADERS), rows)])
+
+
+def _forest(table: TaskTable) -> Image | None:
+    """The task's forest plot: every scored rule's gap to the best baseline with its 95% interval (None before a
+    baseline is scored, when there is no gap to draw)."""
+    best = table.best_baseline
+    if best is None:
+        return None
+    scored = [e for e in table.entries if not math.isnan(e.gap)]
+    rows = [(e.name + (" (baseline)" if e.baseline else ""), e.gap, gap_interval(e, best), e.verdict)
+            for e in scored]
+    name = re.sub(r"[^\w.-]", "_", f"forest_{table.stage}_{table.task}") + ".png"
+    title = f"{table.task}: gap to the best baseline ({best.name}) over {len(table.seeds)} seeds"
+    return Image(name, plots.forest_png(rows, title, "gap in test score (reward scale: higher is better)"),
+                 f"forest plot: {table.task}",
+                 f"Each rule's gap to the best baseline ({best.name}, the dashed line) with its 95% paired t "
+                 "interval over the seeds, best first; colours are the table's verdicts, baselines black. The "
+                 "verdicts are Holm-adjusted over the task's found rules and the intervals are not, so a rule whose "
+                 "interval clears 0 can still tie."
+                 + ("" if len(scored) == len(table.entries) else
+                    f" Not drawn: {len(table.entries) - len(scored)} rule(s) not scored yet."))
+
+
+def gap_interval(entry: Entry, best: Entry, level: float = 0.95) -> float:
+    """Half-width of the `level` t interval of `entry`'s gap to `best` over the seeds both have: the interval the
+    funnel's paired test inverts (NaN with fewer than two seeds; 0 for `best` itself)."""
+    seeds = sorted(set(entry.scores) & set(best.scores))
+    if len(seeds) < 2:
+        return math.nan
+    d = np.array([entry.scores[s] - best.scores[s] for s in seeds])
+    return float(stats.t.ppf((1 + level) / 2, len(d) - 1) * np.std(d, ddof=1) / math.sqrt(len(d)))
 
 
 def _code_rule(texts: list[str]) -> list[Cell]:

@@ -7,13 +7,20 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from optsearch.engine.store import Trial
 from optsearch.report.series import SAMPLE_KINDS, LearningCurve, curve_points, pareto_front
 
 KIND_STYLE = {"new": ("tab:blue", "o"), "duplicate": ("0.6", "."), "rejected": ("tab:red", "x")}
+VERDICT_STYLE = {"beats": ("tab:green", "o"), "ties": ("tab:gray", "o"), "loses": ("tab:red", "o"),
+                 "incomplete": ("0.8", "o"), "best baseline": ("black", "D"), "baseline": ("black", "s")}
+"""Colour and marker of a funnel entry by its verdict: found rules green / grey / red, baselines black."""
+SERIES_MARKERS = ("o", "s", "^", "D", "v", "P")
+SERIES_LINESTYLES = ("-", "--", ":", "-.")
 DPI = 100
 
 
@@ -107,10 +114,10 @@ def benchmark_curves_png(curves: Mapping[str, Mapping[str, np.ndarray]], metric:
     """Per optimizer at its chosen lr: train loss and validation metric by epoch, mean ± std over seeds."""
     fig = Figure(figsize=(11, 4.2))
     loss_ax, val_ax = fig.subplots(1, 2)
-    for name, c in curves.items():
+    for k, (name, c) in enumerate(curves.items()):
         for ax, key in ((loss_ax, "train_loss"), (val_ax, "val")):
             mean, std = c[f"{key}_mean"], c[f"{key}_std"]
-            line, = ax.plot(c["epoch"], mean, marker=".", label=name)
+            line, = ax.plot(c["epoch"], mean, ms=4, label=name, **series_style(k))
             ax.fill_between(c["epoch"], mean - std, mean + std, color=line.get_color(), alpha=0.15)
     loss_ax.set(xlabel="epoch", ylabel="train loss (cross-entropy)", title="Train loss")
     val_ax.set(xlabel="epoch", ylabel=f"validation {metric}",
@@ -127,8 +134,8 @@ def lr_sensitivity_png(per_lr: Mapping[str, tuple[Sequence[float], Sequence[floa
     """Mean best validation metric against learning rate, one line per optimizer: how forgiving each one is.
     Perplexity spans orders of magnitude across the grid, so it gets a log axis."""
     fig, ax = _axes()
-    for name, (lrs, values) in per_lr.items():
-        ax.plot(lrs, values, marker="o", label=name)
+    for k, (name, (lrs, values)) in enumerate(per_lr.items()):
+        ax.plot(lrs, values, label=name, **series_style(k))
     ax.set(xscale="log", yscale="log" if lower_is_better else "linear", xlabel="learning rate",
            ylabel=f"best validation {metric} (mean over seeds)", title="Learning-rate sensitivity")
     ax.legend(fontsize=7)
@@ -151,6 +158,35 @@ def winners_curse_png(points: Sequence[tuple[str, float, float, float]], rho: fl
     rho_text = "n/a" if math.isnan(rho) else f"{rho:.2f}"
     ax.set(xlabel="stage 1: search reward (validation, search seed)",
            ylabel="stage 2: mean test score (fresh seeds)", title=f"Winner's curse: Spearman ρ = {rho_text}")
+    return to_png(fig)
+
+
+def series_style(k: int) -> dict[str, object]:
+    """The line style of the k-th optimizer of a benchmark plot: ten colours, then the colours again with the next
+    marker and line style, so no two of 240 optimizers look alike (matplotlib's cycle repeats after ten)."""
+    colours = colormaps["tab10"].colors
+    turn = k // len(colours)
+    return {"color": colours[k % len(colours)], "marker": SERIES_MARKERS[turn % len(SERIES_MARKERS)],
+            "linestyle": SERIES_LINESTYLES[turn % len(SERIES_LINESTYLES)]}
+
+
+def forest_png(rows: Sequence[tuple[str, float, float, str]], title: str, xlabel: str) -> bytes:
+    """One row per (label, gap, interval half-width, verdict), drawn top to bottom: each rule's gap to the best
+    baseline with its interval, coloured by verdict, against the dashed line of the best baseline at 0."""
+    fig, ax = _axes(8.0, 1.3 + 0.3 * len(rows))
+    ys = np.arange(len(rows))[::-1]
+    for y, (_, gap, half, verdict) in zip(ys, rows, strict=True):
+        colour, marker = VERDICT_STYLE[verdict]
+        ax.errorbar(gap, y, xerr=None if math.isnan(half) else half, fmt=marker, color=colour, ms=6, capsize=3,
+                    lw=1.5)
+    ax.axvline(0.0, color="black", ls="--", lw=1)
+    ax.set_yticks(ys, [_short(label, 48) for label, *_ in rows], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.grid(False, axis="y")
+    shown = dict.fromkeys(verdict for *_, verdict in rows)
+    ax.legend(handles=[Line2D([], [], color=VERDICT_STYLE[v][0], marker=VERDICT_STYLE[v][1], ls="none", label=v)
+                       for v in VERDICT_STYLE if v in shown], fontsize=8, loc="best")
+    ax.set(xlabel=xlabel, title=title)
     return to_png(fig)
 
 
