@@ -1,7 +1,11 @@
+import math
 import re
 import sqlite3
 
+from optsearch.engine.funnel import ALPHA, Entry, load_funnel
+from optsearch.engine.store import Store
 from optsearch.report import write_report
+from optsearch.report.funnel import gap_interval
 
 
 def test_a_funnel_db_gets_the_winners_curse_each_tasks_ranking_and_the_leaderboard(funnel_db, funnel_best, tmp_path):
@@ -36,3 +40,31 @@ def test_a_funnel_stopped_before_its_first_result_still_reports(funnel_db, tmp_p
     proxy = md.split("## Funnel: mnist1d (stage 2, the search's own task)")[1].split("##")[0]
     assert proxy.count("| incomplete | 0 |") == 8  # every rule listed, none scored yet
     assert "Spearman ρ between them: n/a" in md
+    assert "forest" not in md  # no baseline scored: no gap to draw
+
+
+def test_each_funnel_task_gets_a_forest_plot_in_its_section(funnel_db, tmp_path):
+    path = write_report(funnel_db, tmp_path / "rep")
+    md = (path.parent / "report.md").read_text()
+    for section, task, stage in (("mnist1d (stage 2, the search's own task)", "mnist1d", "proxy"),
+                                 ("digits (stage 3, held out)", "digits", "transfer")):
+        assert (path.parent / f"forest_{stage}_{task}.png").stat().st_size > 1000
+        text = md.split(f"## Funnel: {section}")[1].split("##")[0]
+        assert f"![forest plot: {task}](forest_{stage}_{task}.png)" in text
+        assert "gap to the best baseline" in text and "95% paired t interval" in text
+
+
+def test_the_forest_intervals_clear_zero_exactly_when_the_paired_test_rejects(funnel_db):
+    with Store(funnel_db, readonly=True) as store:
+        result = load_funnel(store)
+    rejects = []
+    for table in [result.proxy, *result.transfer]:
+        best = table.best_baseline
+        assert gap_interval(best, best) == 0.0
+        for e in table.found:
+            half = gap_interval(e, best)
+            assert half > 0 and (abs(e.gap) > half) == (e.p < ALPHA)
+            rejects.append(e.p < ALPHA)
+    assert len(rejects) == 6 and any(rejects) and not all(rejects)
+    one_seed = Entry("g", "fp", ("g",), None, 0.1, {1: 0.5})
+    assert math.isnan(gap_interval(result.proxy.found[0], one_seed))

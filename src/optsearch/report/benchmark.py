@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from optsearch.report import plots
-from optsearch.report.page import Cell, Code, Image, Page, Section, Table, write_page
+from optsearch.report.page import Cell, Code, Image, Page, Section, Table, plain, write_page
 from optsearch.transfer.benchmark import format_stat
 from optsearch.transfer.results import BenchmarkResult, Summary, merge
 
@@ -28,7 +28,7 @@ def write_benchmark_report(bench_dirs: str | Path | Sequence[str | Path], out_di
     table = Table(["optimizer", "lr", f"Final Val{unit}", f"Final Test{unit}", f"Best Val{unit}", f"Best Test{unit}",
                    "diverged"], rows)
     config: list[list[Cell]] = [["task", Code(result.task)], ["metric", f"{result.metric} ({better} is better)"]]
-    config += [[key, Code(str(value))] for key, value in result.config.items() if value is not None]
+    config += [[key, Code(plain(value))] for key, value in result.config.items() if value is not None]
     page = Page(f"optsearch transfer benchmark: {result.task}", [
         Section("Results", [
             f"Each optimizer at the learning rate whose mean (over seeds) best validation {result.metric} is best, "

@@ -39,6 +39,15 @@ class Table:
 Block = str | Image | Table | Code  # a str is a paragraph
 
 
+def plain(value: object) -> str:
+    """A setting's value as a reader writes it: a name without JSON's quotes, a list as its items."""
+    if isinstance(value, list | tuple):
+        return ", ".join(map(plain, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {plain(v)}" for key, v in value.items())
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @dataclass
 class Section:
     title: str

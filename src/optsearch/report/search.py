@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from optsearch.engine.store import BASELINE, Sample, Store, Trial
 from optsearch.report import plots
 from optsearch.report.formula import latex_png
 from optsearch.report.funnel import funnel_sections
-from optsearch.report.page import Cell, Code, Image, Page, Section, Table, write_page
+from optsearch.report.page import Cell, Code, Image, Page, Section, Table, plain, write_page
 from optsearch.report.series import evaluated, kind_counts, learning_curve, pareto_front
 
 REFERENCES = {"Adam": "adam", "SGD": "g", "RMSProp": "rmsprop"}
@@ -61,7 +60,7 @@ def _summary(db_path: str | Path, config: dict, trials: list[Trial], samples: li
     status = Counter(t.status for t in trials)
     kinds = Counter(s.kind for s in samples)
     rows: list[list[Cell]] = [["database", Code(str(db_path))]]
-    rows += [[key, Code(json.dumps(value))] for key, value in config.items() if value not in (None, {}, [])]
+    rows += [[key, Code(plain(value))] for key, value in config.items() if value not in (None, {}, [])]
     rows += [["rules sampled", str(len(samples))],
              ["sample kinds", ", ".join(f"{k}: {n}" for k, n in kinds.most_common()) or "none"],
              ["trials by status", ", ".join(f"{k}: {n}" for k, n in status.most_common()) or "none"]]
