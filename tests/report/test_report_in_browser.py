@@ -11,6 +11,8 @@ from PIL import Image
 
 from optsearch.report import write_benchmark_report, write_report
 
+DISCOVERY = Path(__file__).parents[2] / "docs" / "discovery"
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 
@@ -30,7 +32,8 @@ def chromium(tmp_path: Path, *args: str) -> str:
     return out.stdout
 
 
-def check_page(html: Path, tmp_path: Path) -> None:
+def check_page(html: Path, tmp_path: Path) -> str:
+    """Assert every image of the page loads and its screenshot shows coloured plots; returns the loaded DOM."""
     n_images = html.read_text().count("<img ")
     probe = html.with_name("probe.html")
     probe.write_text(html.read_text().replace("</body>", PROBE))
@@ -46,6 +49,12 @@ def check_page(html: Path, tmp_path: Path) -> None:
     colourful = (pixels.max(axis=2) - pixels.min(axis=2) > 60).mean()
     assert not_white > 0.02, "the screenshot is blank"
     assert colourful > 0.002, "no coloured plot is visible"
+    return dom
+
+
+def loaded(dom: str, alt: str) -> bool:
+    """Whether the page's image `alt` loaded (the probe marks each image once the page has loaded)."""
+    return re.search(rf'<img [^>]*alt="{re.escape(alt)}"[^>]*data-loaded="yes"', dom) is not None
 
 
 def test_search_report_renders_in_chromium(search_db, tmp_path):
@@ -57,7 +66,15 @@ def test_benchmark_report_renders_in_chromium(bench_dir, tmp_path):
 
 
 def test_funnel_report_renders_in_chromium(funnel_db, tmp_path):
-    html = write_report(funnel_db, tmp_path / "funnel")
-    check_page(html, tmp_path)
-    dom = chromium(tmp_path, "--dump-dom", html.as_uri())
-    assert "Funnel: final leaderboard" in dom and 'alt="stage 1 reward vs stage 2 mean"' in dom
+    dom = check_page(write_report(funnel_db, tmp_path / "funnel"), tmp_path)
+    assert "Funnel: final leaderboard" in dom and loaded(dom, "stage 1 reward vs stage 2 mean")
+    assert loaded(dom, "forest plot: mnist1d") and loaded(dom, "forest plot: digits")
+
+
+@pytest.mark.slow
+def test_the_second_runs_report_shows_its_forest_plots_in_chromium(tmp_path):
+    db = tmp_path / "run2-ppo.sqlite"  # a copy: the committed store stays as it is
+    db.write_bytes((DISCOVERY / "run2-ppo.sqlite").read_bytes())
+    dom = check_page(write_report(db, tmp_path / "run2"), tmp_path)
+    for task in ("mnist1d_large", "fashion_mnist_conv", "kjv_char_lstm"):
+        assert loaded(dom, f"forest plot: {task}")

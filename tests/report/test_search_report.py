@@ -24,6 +24,15 @@ def test_report_has_every_plot_and_the_leaderboard(search_db, tmp_path):
     assert "![controller learning curve](learning_curve.png)" in md
 
 
+def test_the_summary_prints_settings_as_plain_values(search_db, tmp_path):
+    with Store(search_db) as store:
+        store.set_meta("config", {"task": "mnist1d_large", "lrs": [0.001, 0.1], "fidelity": "halving"})
+    path = write_report(search_db, tmp_path / "rep")
+    md = (path.parent / "report.md").read_text()
+    assert "| task | `mnist1d_large` |" in md and "| lrs | `0.001, 0.1` |" in md and "| fidelity | `halving` |" in md
+    assert "&quot;" not in path.read_text().split("Summary")[1].split("</table>")[0]
+
+
 def test_top_n_limits_the_leaderboard(search_db, tmp_path):
     html = write_report(search_db, tmp_path / "rep", top=3).read_text()
     assert "Leaderboard (top 3)" in html and "rule_4.png" not in html
