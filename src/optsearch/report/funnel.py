@@ -1,4 +1,5 @@
-"""The funnel's part of a search report: stage 1 against stage 2, each task's ranking, the final leaderboard."""
+"""The funnel's part of a search report: stage 1 against stage 2, each task's ranking and forest plot, the final
+leaderboard."""
 
 from __future__ import annotations
 
