@@ -163,7 +163,7 @@ def winners_curse_png(points: Sequence[tuple[str, float, float, float]], rho: fl
 
 def series_style(k: int) -> dict[str, object]:
     """The line style of the k-th optimizer of a benchmark plot: ten colours, then the colours again with the next
-    marker and line style, so no two of 240 optimizers look alike (matplotlib's cycle repeats after ten)."""
+    marker and line style, so no two of 120 optimizers look alike (matplotlib's cycle repeats after ten)."""
     colours = colormaps["tab10"].colors
     turn = k // len(colours)
     return {"color": colours[k % len(colours)], "marker": SERIES_MARKERS[turn % len(SERIES_MARKERS)],
