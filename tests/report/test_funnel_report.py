@@ -2,7 +2,8 @@ import math
 import re
 import sqlite3
 
-from optsearch.engine.funnel import ALPHA, Entry, load_funnel
+from optsearch.engine.funnel_analysis import Entry, load_funnel
+from optsearch.engine.stats import ALPHA
 from optsearch.engine.store import Store
 from optsearch.report import write_report
 from optsearch.report.funnel import gap_interval

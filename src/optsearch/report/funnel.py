@@ -9,14 +9,12 @@ import re
 import numpy as np
 from scipy import stats
 
-from optsearch.engine.funnel import (
+from optsearch.engine.funnel_analysis import Entry, FunnelResult, TaskTable
+from optsearch.engine.funnel_plan import PROXY
+from optsearch.engine.funnel_text import (
     ENTRY_HEADERS,
     PREDICTION_HEADERS,
-    PROXY,
     STANDING_HEADERS,
-    Entry,
-    FunnelResult,
-    TaskTable,
     entry_texts,
     explanation,
     prediction_texts,
