@@ -9,7 +9,7 @@
 
 from optsearch.dsl import Rule, RuleError, parse
 from optsearch.engine import funnel, search
-from optsearch.export import export
+from optsearch.exporters import export
 from optsearch.optim import (
     AddSign,
     LinearCosineDecay,

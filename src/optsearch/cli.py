@@ -382,7 +382,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --- export ------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from optsearch.export import export
+    from optsearch.exporters import export
 
     out = Path(args.output) if args.output else None
     if out is not None and not out.parent.is_dir():

@@ -40,10 +40,10 @@ def export(rule: str | Rule, to: str = "torch", name: str | None = None) -> str:
         raise ValueError(f"the name {name!r} is not a Python identifier (ASCII letters, digits, _; not a keyword)")
     resolved = resolve(rule)
     if to == "torch":
-        from optsearch.export.to_torch import torch_module
+        from optsearch.exporters.to_torch import torch_module
 
         return torch_module(resolved, name)
-    from optsearch.export.to_optax import optax_module
+    from optsearch.exporters.to_optax import optax_module
 
     return optax_module(resolved, name)
 

@@ -11,7 +11,7 @@ from textwrap import wrap
 
 from optsearch.dsl import vocab
 from optsearch.dsl.rule import Rule
-from optsearch.export.code import DECAY_HELPERS, HELPER_ORDER, constants, program, py_str, wrap_words
+from optsearch.exporters.code import DECAY_HELPERS, HELPER_ORDER, constants, program, py_str, wrap_words
 
 _HELPERS: dict[str, str] = {
     "bias_correction": '''

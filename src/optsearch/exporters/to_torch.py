@@ -14,7 +14,7 @@ from textwrap import wrap
 from optsearch.dsl import vocab
 from optsearch.dsl.expr import functions
 from optsearch.dsl.rule import Rule
-from optsearch.export.code import (
+from optsearch.exporters.code import (
     DECAY_HELPERS,
     HELPER_ORDER,
     Program,
