@@ -98,6 +98,13 @@ from torch.optim.optimizer import Optimizer, ParamsT
 
 RULE = $rule_str
 $constants$helpers
+
+def real_view(t: Tensor) -> Tensor:
+    """A complex tensor as its real view (real and imaginary parts as a last dimension of 2), as torch's own
+    optimizers treat complex parameters; any other tensor as it is."""
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
 class $name(Optimizer):
     r"""The update rule
 
@@ -125,6 +132,8 @@ $where
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, *, weight_decay: float = 0.0,
                  $signature foreach: bool | None = None) -> None:
+        if isinstance(lr, Tensor):
+            raise ValueError("Invalid lr: a Tensor lr is not supported; must be a finite number >= 0 (a Python number)")
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr >= 0.0):
             raise ValueError(f"Invalid lr={lr!r}: the learning rate must be a finite number >= 0")
         if (isinstance(weight_decay, bool) or not isinstance(weight_decay, int | float)
@@ -154,9 +163,9 @@ $where
                     state["step"] = torch.tensor(0.0)$buffers
                 state["step"] += 1
                 params, grads, states = by_device.setdefault(p.device, ([], [], []))
-                params.append(p)
-                grads.append(p.grad)
-                states.append(state)
+                params.append(real_view(p))
+                grads.append(real_view(p.grad))
+                states.append({key: real_view(value) for key, value in state.items()})
             for device, (params, grads, states) in by_device.items():
                 foreach = group["foreach"] if group["foreach"] is not None else device.type != "cpu"
                 update = _foreach_update if foreach else _single_tensor_update
