@@ -95,20 +95,20 @@ def next_step(optimizer: Optimizer, p: Tensor) -> int:
     return optimizer.state.get(p, {}).get("step", 0) + 1
 
 
-def real(t: Tensor) -> Tensor:
+def real(value: Any) -> Any:
     """A complex tensor as its real view (torch.view_as_real: real and imaginary parts as a last dimension of 2),
-    as torch's optimizers treat complex parameters; any other tensor as it is."""
-    return torch.view_as_real(t) if t.is_complex() else t
+    as torch's optimizers treat complex parameters; anything else as it is."""
+    return torch.view_as_real(value) if isinstance(value, Tensor) and value.is_complex() else value
 
 
 @dataclass
 class Slot:
-    """One parameter's share of a step: the parameter, its gradient and state buffers as real tensors (views
-    that write through), and the 1-based number of this update."""
+    """One parameter's share of a step: the parameter, its gradient and its state (buffers by name, "step") as real
+    tensors (views that write through), and the 1-based number of this update."""
 
     param: Tensor
     grad: Tensor
-    buffers: dict[str, Tensor]
+    state: dict[str, Any]
     step: int
 
 
@@ -124,5 +124,7 @@ def params_with_grad(optimizer: Optimizer, group: dict[str, Any],
             state["step"] = 0
             state.update(init(p))
         state["step"] += 1
-        buffers = {name: real(value) for name, value in state.items() if name != "step"}
-        yield Slot(real(p), real(p.grad), buffers, state["step"])
+        if p.is_complex():
+            yield Slot(real(p), real(p.grad), {name: real(value) for name, value in state.items()}, state["step"])
+        else:
+            yield Slot(p, p.grad, state, state["step"])

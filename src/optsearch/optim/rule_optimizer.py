@@ -79,7 +79,7 @@ class RuleOptimizer(CheckedOptimizer):
             params = [s.param for s in slots]
             for part in foreach_chunks(params, group["foreach"]):
                 rule_update(self.rule, params[part], [s.grad for s in slots[part]],
-                            [s.buffers for s in slots[part]], [s.step for s in slots[part]], lr=group["lr"],
+                            [s.state for s in slots[part]], [s.step for s in slots[part]], lr=group["lr"],
                             weight_decay=group["weight_decay"], total_steps=group["total_steps"],
                             generator=self._generator(device))
 

@@ -64,7 +64,7 @@ class _SignOptimizer(CheckedOptimizer):
         slots = list(params_with_grad(self, group, _zero_m))
         if not slots:
             return
-        params, grads, ms = [s.param for s in slots], [s.grad for s in slots], [s.buffers["m"] for s in slots]
+        params, grads, ms = [s.param for s in slots], [s.grad for s in slots], [s.state["m"] for s in slots]
         for part in foreach_chunks(params, group["foreach"]):
             self._kernel(group, params[part], grads[part], ms[part], decays[part])
 
