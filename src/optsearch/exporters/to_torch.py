@@ -99,12 +99,6 @@ from torch.optim.optimizer import Optimizer, ParamsT
 RULE = $rule_str
 $constants$helpers
 
-def real_view(t: Tensor) -> Tensor:
-    """A complex tensor as its real view (real and imaginary parts as a last dimension of 2), as torch's own
-    optimizers treat complex parameters; any other tensor as it is."""
-    return torch.view_as_real(t) if t.is_complex() else t
-
-
 class $name(Optimizer):
     r"""The update rule
 
@@ -162,10 +156,14 @@ $where
                 if not state:  # lazily, only the buffers this rule reads
                     state["step"] = torch.tensor(0.0)$buffers
                 state["step"] += 1
+                grad = p.grad
+                if p.is_complex():  # as torch's own optimizers: update the real view (real, imaginary)
+                    p, grad = torch.view_as_real(p), torch.view_as_real(grad)
+                    state = {key: torch.view_as_real(v) if v.is_complex() else v for key, v in state.items()}
                 params, grads, states = by_device.setdefault(p.device, ([], [], []))
-                params.append(real_view(p))
-                grads.append(real_view(p.grad))
-                states.append({key: real_view(value) for key, value in state.items()})
+                params.append(p)
+                grads.append(grad)
+                states.append(state)
             for device, (params, grads, states) in by_device.items():
                 foreach = group["foreach"] if group["foreach"] is not None else device.type != "cpu"
                 update = _foreach_update if foreach else _single_tensor_update
