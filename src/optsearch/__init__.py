@@ -5,11 +5,12 @@
     ev = optsearch.evaluate(rule, task="mnist1d")
     run = optsearch.search(task="mnist1d_large", strategy="ppo", budget=300, db="runs/demo.sqlite")
     result = optsearch.funnel("runs/demo.sqlite")   # re-score the best rules over seeds and held-out tasks
+    source = optsearch.export("powersign", to="torch")   # a standalone optimizer file (package: optsearch.exporters)
 """
 
 from optsearch.dsl import Rule, RuleError, parse
 from optsearch.engine import funnel, search
-from optsearch.export import export
+from optsearch.exporters import export
 from optsearch.optim import (
     AddSign,
     LinearCosineDecay,

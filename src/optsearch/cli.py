@@ -410,9 +410,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --- export ------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from optsearch.export import export
+    from optsearch.exporters import export
 
-    out = Path(args.output) if args.output else None
+    out = Path(args.output) if args.output not in (None, "-") else None
     if out is not None and not out.parent.is_dir():
         raise UsageError(f"cannot write {out}: the folder {out.parent} does not exist")
     source = export(args.rule, to=args.to, name=args.name)
@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rule", help="zoo name (powersign, nos12, ...) or rule text")
     p.add_argument("--to", default="torch", help="torch (a torch.optim.Optimizer file) or optax")
     p.add_argument("--name", help="class (torch) or function (optax) name; default from the zoo name, or FoundRule")
-    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument("-o", "--output", help="file to write (default, or -: stdout)")
     p.set_defaults(fn=cmd_export)
     return parser
 

@@ -1,12 +1,14 @@
 """What every optimizer here checks, as torch's optimizers do: hyperparameters per param group, seeds,
 foreign state dicts at load time, sparse gradients before anything is touched."""
 
+import copy
 import math
 
 import pytest
 import torch
 
-from optsearch.optim import AddSign, PowerSign, RuleOptimizer
+from optsearch.dsl import RuleError
+from optsearch.optim import AddSign, PowerSign, RuleOptimizer, zoo
 
 OPTIMIZERS = {
     "RuleOptimizer": lambda ps, **kw: RuleOptimizer(ps, "adam", **kw),
@@ -101,3 +103,59 @@ def test_a_sparse_gradient_is_refused_before_any_parameter_or_state_is_touched(m
     assert torch.equal(dense, before[0]) and torch.equal(sparse, before[1])
     assert opt.state[dense].keys() == state.keys()
     assert all(torch.equal(torch.as_tensor(opt.state[dense][k]), torch.as_tensor(v)) for k, v in state.items())
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS.values(), ids=OPTIMIZERS)
+def test_a_tensor_lr_is_refused_as_unsupported(make):
+    with pytest.raises(ValueError, match="Invalid lr: a Tensor lr is not supported; must be a finite number >= 0"):
+        make(params(1), lr=torch.tensor(0.1))
+
+
+def snapshot(opt: torch.optim.Optimizer) -> tuple[list[torch.Tensor], dict]:
+    """Every parameter and a deep copy of the state dict, to compare after a refused step."""
+    ps = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+    return ps, copy.deepcopy(opt.state_dict())
+
+
+def assert_unchanged(opt: torch.optim.Optimizer, before: tuple[list[torch.Tensor], dict]) -> None:
+    ps, state_dict = before
+    assert all(torch.equal(p, q) for p, q in zip((p for g in opt.param_groups for p in g["params"]), ps, strict=True))
+    now = opt.state_dict()
+    assert now["state"].keys() == state_dict["state"].keys()
+    for i, state in state_dict["state"].items():
+        assert now["state"][i].keys() == state.keys()
+        assert all(torch.equal(torch.as_tensor(now["state"][i][k]), torch.as_tensor(v)) for k, v in state.items())
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS.values(), ids=OPTIMIZERS)
+@pytest.mark.parametrize(("key", "value"), [("lr", math.nan), ("lr", torch.tensor(0.1)), ("weight_decay", -1.0)])
+def test_a_hyperparameter_broken_after_construction_is_refused_before_any_group_moves(make, key, value):
+    """A scheduler or a hand edit of a later group: the first group must not have stepped when it is refused."""
+    opt = trained(make([{"params": params(1)}, {"params": params(1)}, {"params": params(1)}]))
+    opt.param_groups[2][key] = value
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=f"param group 2: Invalid {key}"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("family", [PowerSign, AddSign])
+@pytest.mark.parametrize("bad", [math.nan, "0.5", None])
+def test_a_sign_decay_that_returns_no_finite_number_is_refused_before_anything_moves(family, bad):
+    """Only the last group's decay is bad (its parameter is at its first step): no group may have moved."""
+    broken = False
+    opt = family([{"params": params(1)}], sign_decay=lambda step: bad if broken and step == 0 else 1.0)
+    trained(trained(opt))
+    broken = True
+    opt.add_param_group({"params": params(1)})
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=r"sign_decay\(0\) returned .*: must be a finite number"):
+        trained(opt)
+    assert_unchanged(opt, before)
+
+
+def test_rule_optimizer_takes_zoo_names_as_every_other_entry_point_does():
+    assert RuleOptimizer(params(1), "powersign").rule == zoo["powersign"].rule
+    assert RuleOptimizer(params(1), "nos12", seed=0).rule == zoo["nos12"].rule
+    with pytest.raises(RuleError, match="neither an optimizer name nor a rule.*a zoo name"):
+        RuleOptimizer(params(1), "powersine")

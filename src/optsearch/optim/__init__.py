@@ -12,10 +12,11 @@ from optsearch.optim.functional import (
     rule_update,
     update_moment,
 )
+from optsearch.optim.make import make_optimizer
 from optsearch.optim.rule_optimizer import RuleOptimizer
 from optsearch.optim.schedule import LinearCosineDecay
 from optsearch.optim.signs import AddSign, PowerSign
-from optsearch.optim.zoo import PAPER_RULES, ZooEntry, make_optimizer, resolve, zoo
+from optsearch.optim.zoo import PAPER_RULES, ZooEntry, resolve, zoo
 
 __all__ = [
     "AddSign",

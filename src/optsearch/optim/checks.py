@@ -10,6 +10,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 Check = Callable[[str, Any], None]
 """check(name, value): returns if value is allowed, else raises ValueError."""
 
@@ -18,6 +20,8 @@ SEED_LIMIT = 2**64
 
 
 def _refuse(name: str, value: Any, allowed: str) -> None:
+    if isinstance(value, torch.Tensor):  # torch's optimizers take one for capturable/compiled steps; these do not
+        raise ValueError(f"Invalid {name}: a Tensor {name} is not supported; must be {allowed} (a Python number)")
     raise ValueError(f"Invalid {name}={value!r}: must be {allowed}")
 
 

@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
-from optsearch.dsl import Rule, parse
+from optsearch.dsl import Rule
 from optsearch.optim import checks
-from optsearch.optim.bookkeeping import CheckedOptimizer, params_with_grad
+from optsearch.optim.bookkeeping import CheckedOptimizer, Slot, params_with_grad
 from optsearch.optim.functional import foreach_chunks, init_state, rule_update
+from optsearch.optim.zoo import resolve
 
 
 class RuleOptimizer(CheckedOptimizer):
@@ -33,7 +34,7 @@ class RuleOptimizer(CheckedOptimizer):
 
     Args:
         params: iterable of parameters or param groups.
-        rule: a `Rule` or infix text such as ``"g * exp(sign(g) * sign(m))"``.
+        rule: a `Rule`, infix text such as ``"g * exp(sign(g) * sign(m))"`` or a zoo name (``"powersign"``).
         lr: learning rate γ (default 1e-3).
         total_steps: T for the decay operands `ld`, `cd`, `rd` (required by rules that use them).
         seed: seed of the noise generator, an int in [0, 2**64); None draws one from torch's global RNG (so
@@ -48,7 +49,7 @@ class RuleOptimizer(CheckedOptimizer):
 
     def __init__(self, params: ParamsT, rule: Rule | str, lr: float = 1e-3, total_steps: int | None = None,
                  seed: int | None = None, foreach: bool | None = None, weight_decay: float = 0.0) -> None:
-        self.rule = parse(rule)
+        self.rule = resolve(rule)
         checks.optional(checks.seed)("seed", seed)
         super().__init__(params, dict(lr=lr, total_steps=total_steps, foreach=foreach, weight_decay=weight_decay))
         if seed is None and self.rule.stochastic:
@@ -70,17 +71,15 @@ class RuleOptimizer(CheckedOptimizer):
             self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
         return self._generators[key]
 
-    def _step_group(self, group: dict[str, Any]) -> None:
-        by_device: dict[torch.device, tuple[list, list, list, list]] = {}
-        for p, state in params_with_grad(self, group, partial(init_state, self.rule)):
-            params, grads, states, steps = by_device.setdefault(p.device, ([], [], [], []))
-            params.append(p)
-            grads.append(p.grad)
-            states.append(state)
-            steps.append(state["step"])
-        for device, (params, grads, states, steps) in by_device.items():
+    def _step_group(self, group: dict[str, Any], plan: None) -> None:
+        by_device: dict[torch.device, list[Slot]] = {}
+        for slot in params_with_grad(self, group, partial(init_state, self.rule)):
+            by_device.setdefault(slot.param.device, []).append(slot)
+        for device, slots in by_device.items():
+            params = [s.param for s in slots]
             for part in foreach_chunks(params, group["foreach"]):
-                rule_update(self.rule, params[part], grads[part], states[part], steps[part], lr=group["lr"],
+                rule_update(self.rule, params[part], [s.grad for s in slots[part]],
+                            [s.state for s in slots[part]], [s.step for s in slots[part]], lr=group["lr"],
                             weight_decay=group["weight_decay"], total_steps=group["total_steps"],
                             generator=self._generator(device))
 

@@ -7,6 +7,7 @@ does not, and keep a single buffer m (Adam keeps two). A sign decay d(t) fades t
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
 from optsearch.optim import checks
-from optsearch.optim.bookkeeping import CheckedOptimizer, params_with_grad
+from optsearch.optim.bookkeeping import CheckedOptimizer, next_step, params_with_grad
 from optsearch.optim.functional import addsign_update, foreach_chunks, powersign_update
 
 
@@ -44,15 +45,26 @@ class _SignOptimizer(CheckedOptimizer):
                 decays: list[float]) -> None:
         raise NotImplementedError
 
-    def _step_group(self, group: dict[str, Any]) -> None:
-        params, grads, ms, decays = [], [], [], []
-        for p, state in params_with_grad(self, group, _zero_m):
-            params.append(p)
-            grads.append(p.grad)
-            ms.append(state["m"])
-            decays.append(1.0 if self.sign_decay is None else float(self.sign_decay(state["step"] - 1)))
-        if not params:
+    def _plan_group(self, group: dict[str, Any]) -> list[float]:
+        """The sign decay of each parameter with a gradient at this update, refused unless a finite number."""
+        decays = []
+        for p in group["params"]:
+            if p.grad is not None and self.sign_decay is None:
+                decays.append(1.0)
+            elif p.grad is not None:
+                step = next_step(self, p) - 1
+                value = self.sign_decay(step)
+                one = isinstance(value, numbers.Real) or isinstance(value, Tensor) and value.numel() == 1
+                if not (one and math.isfinite(value)):
+                    raise ValueError(f"sign_decay({step}) returned {value!r}: must be a finite number")
+                decays.append(float(value))
+        return decays
+
+    def _step_group(self, group: dict[str, Any], decays: list[float]) -> None:
+        slots = list(params_with_grad(self, group, _zero_m))
+        if not slots:
             return
+        params, grads, ms = [s.param for s in slots], [s.grad for s in slots], [s.state["m"] for s in slots]
         for part in foreach_chunks(params, group["foreach"]):
             self._kernel(group, params[part], grads[part], ms[part], decays[part])
 

@@ -11,7 +11,7 @@ from textwrap import wrap
 
 from optsearch.dsl import vocab
 from optsearch.dsl.rule import Rule
-from optsearch.export.code import DECAY_HELPERS, HELPER_ORDER, constants, program, py_str, wrap_words
+from optsearch.exporters.code import DECAY_HELPERS, HELPER_ORDER, constants, program, py_str, wrap_words
 
 _HELPERS: dict[str, str] = {
     "bias_correction": '''
@@ -176,7 +176,7 @@ def optax_module(rule: Rule, name: str) -> str:
     new_fields = "".join(f", {s}={s}" for s in rule.state) + (", key=key" if stochastic else "")
     delta = prog.delta if not prog.scalar else f"jnp.broadcast_to({prog.delta}, grad.shape)"
     module = _MODULE.safe_substitute(
-        name=name, state=_camel(name) + "State", doc_infix=wrap_words(str(rule), 8), rule_str=py_str(str(rule)),
+        name=name, state=state_name(name), doc_infix=wrap_words(str(rule), 8), rule_str=py_str(str(rule)),
         latex=wrap_words(rule.latex(), 8, width=100), module_note=_note(stochastic, 0),
         function_note=_note(stochastic, 4),
         key_doc=";\n    key: the PRNG key of the noise" if stochastic else "", fields=fields, helpers=helpers,
@@ -194,8 +194,9 @@ def _note(stochastic: bool, indent: int) -> str:
                           subsequent_indent=" " * indent))
 
 
-def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) or name
+def state_name(name: str) -> str:
+    """The state class of the transformation `name`: `found_rule` -> `FoundRuleState`."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) + "State"
 
 
 def _draw_noise(prog) -> str:

@@ -14,7 +14,7 @@ from textwrap import wrap
 from optsearch.dsl import vocab
 from optsearch.dsl.expr import functions
 from optsearch.dsl.rule import Rule
-from optsearch.export.code import (
+from optsearch.exporters.code import (
     DECAY_HELPERS,
     HELPER_ORDER,
     Program,
@@ -98,6 +98,7 @@ from torch.optim.optimizer import Optimizer, ParamsT
 
 RULE = $rule_str
 $constants$helpers
+
 class $name(Optimizer):
     r"""The update rule
 
@@ -125,6 +126,8 @@ $where
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, *, weight_decay: float = 0.0,
                  $signature foreach: bool | None = None) -> None:
+        if isinstance(lr, Tensor):
+            raise ValueError("Invalid lr: a Tensor lr is not supported; must be a finite number >= 0 (a Python number)")
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr >= 0.0):
             raise ValueError(f"Invalid lr={lr!r}: the learning rate must be a finite number >= 0")
         if (isinstance(weight_decay, bool) or not isinstance(weight_decay, int | float)
@@ -153,9 +156,13 @@ $where
                 if not state:  # lazily, only the buffers this rule reads
                     state["step"] = torch.tensor(0.0)$buffers
                 state["step"] += 1
+                grad = p.grad
+                if p.is_complex():  # as torch's own optimizers: update the real view (real, imaginary)
+                    p, grad = torch.view_as_real(p), torch.view_as_real(grad)
+                    state = {key: torch.view_as_real(v) if v.is_complex() else v for key, v in state.items()}
                 params, grads, states = by_device.setdefault(p.device, ([], [], []))
                 params.append(p)
-                grads.append(p.grad)
+                grads.append(grad)
                 states.append(state)
             for device, (params, grads, states) in by_device.items():
                 foreach = group["foreach"] if group["foreach"] is not None else device.type != "cpu"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from optsearch.export import export
+from optsearch.exporters import export
 from optsearch.optim import RuleOptimizer
 from optsearch.optim.zoo import zoo
 
