@@ -354,7 +354,7 @@ def test_jobs_finished_before_ctrl_c_are_stored_not_lost(db):
     assert result.progress == (kept, planned) and not result.complete
     assert progress_text(result) == (f"The funnel is incomplete: {kept} of {planned} results are stored, so every "
                                      "verdict waits for the rest; run the funnel again to finish it.")
-    assert table_state(result.proxy) is None  # stage 2 has all its rows; stage 3 none yet
-    assert [table_state(t) for t in result.transfer] == ["incomplete: 0 of 8 results"]
+    assert table_state(result.proxy) is None  # stage 2 has all its rows; stage 3 (2 finalists, 4 baselines) none
+    assert [table_state(t) for t in result.transfer] == ["incomplete: 0 of 12 results"]
     finished = funnel(db, **kw)
     assert finished.reused == kept and finished.complete and progress_text(finished) is None
