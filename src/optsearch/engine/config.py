@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from optsearch.engine.store import Store, StoreError
 from optsearch.strategies import Strategy, make_strategy
 from optsearch.tasks.settings import (
     MAX_SEED,
@@ -85,12 +86,24 @@ class SearchConfig:
                 if k not in MAY_DIFFER_ON_RESUME and theirs[k] != v]
 
 
+def stored_config(store: Store) -> SearchConfig | None:
+    """The search config in `store` (None if it holds none); one that cannot be read is a StoreError naming the db."""
+    stored = store.get_meta("config")
+    if stored is None:
+        return None
+    try:
+        return SearchConfig.from_json(stored)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{store.path}: its stored search config cannot be read ({type(exc).__name__}: {exc}); "
+                         "allowed: a db written by optsearch search") from None
+
+
 @dataclass(frozen=True)
 class Schedule:
     """How much a search session does and how it paces asks; not part of the config, so it may change on resume.
 
     `batch` rules are asked per round (None: 8 × workers) and `ahead` rounds are asked before the oldest round's
-    rewards are told. Sampling stops after `max_samples` (None: 20 × budget).
+    rewards are told. Sampling stops at exactly `max_samples` (None: 20 × budget), the last ask cut to fit.
     """
 
     budget: int
