@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import torch
 
@@ -21,6 +21,9 @@ from optsearch.tasks.registry import DEFAULT_TASK, Task, get_task, load_splits
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
 from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings
 
+if TYPE_CHECKING:
+    from optsearch.tasks.suite import SuiteEvaluation
+
 Progress = Callable[[int, int], None]
 
 
@@ -28,21 +31,22 @@ Progress = Callable[[int, int], None]
 def evaluate(rules: str | Rule, task: str | Task = ..., lrs: Sequence[float] | None = ..., steps: int | None = ...,
              batch_size: int | None = ..., seed: int = ..., device: str | torch.device = ...,
              data_dir: str | Path | None = ..., precision: str = ..., progress: Progress | None = ...,
-             fidelity: str = ..., extend_lrs: bool = ..., seeds: Sequence[int] | None = ...) -> Evaluation: ...
+             fidelity: str = ..., extend_lrs: bool = ..., seeds: Sequence[int] | None = ...,
+             aggregate: str = ...) -> Evaluation: ...
 @overload
 def evaluate(rules: Sequence[str | Rule], task: str | Task = ..., lrs: Sequence[float] | None = ...,
              steps: int | None = ..., batch_size: int | None = ..., seed: int = ...,
              device: str | torch.device = ..., data_dir: str | Path | None = ...,
              precision: str = ..., progress: Progress | None = ..., fidelity: str = ..., extend_lrs: bool = ...,
-             seeds: Sequence[int] | None = ...) -> list[Evaluation]: ...
+             seeds: Sequence[int] | None = ..., aggregate: str = ...) -> list[Evaluation]: ...
 
 
-def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAULT_TASK,
+def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task | Sequence[str] = DEFAULT_TASK,
              lrs: Sequence[float] | None = None, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
              device: str | torch.device = "cpu", data_dir: str | Path | None = None,
              precision: str = "auto", progress: Progress | None = None, fidelity: str = "full",
-             extend_lrs: bool = False, seeds: Sequence[int] | None = None,
-             ) -> Evaluation | list[Evaluation]:
+             extend_lrs: bool = False, seeds: Sequence[int] | None = None, aggregate: str = "mean",
+             ) -> Evaluation | list[Evaluation] | SuiteEvaluation | list[SuiteEvaluation]:
     """Train `task`'s child network with each rule at each learning rate; one Evaluation per rule.
 
     `task`: a task name (`optsearch tasks`), a spec "path/to/file.py:make_task" / "package.module:make_task"
@@ -64,12 +68,21 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAUL
     `seeds`: score each rule on every seed; the lr is chosen by the mean validation score over the seeds, and
     the reward is the mean of the seeds' scores at that one lr (see `Evaluation`).
     `progress(done, total)` is called as member-steps complete.
+
+    A suite (`task` a list of tasks, names separated by commas, or a built-in suite name such as "transfer"):
+    each rule is scored on every task, normalized to that task's tuned baselines and aggregated (`aggregate`
+    mean or min); one `tasks.suite.SuiteEvaluation` per rule (see `tasks.suite`).
     """
+    from optsearch.tasks.suite import Suite, evaluate_suite, suite_tasks
+
     single = isinstance(rules, str | Rule)
-    settings = Settings(task, PAPER_LRS if lrs is None else lrs, steps, batch_size, seed, str(device),
-                        None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs,
+    items = [rules] if single else list(rules)
+    tasks = suite_tasks(task)
+    settings = Settings(task if tasks is None else tasks[0], PAPER_LRS if lrs is None else lrs, steps, batch_size,
+                        seed, str(device), None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs,
                         None if seeds is None else tuple(seeds))
-    out = evaluate_settings([rules] if single else list(rules), settings, progress)
+    out = (evaluate_settings(items, settings, progress) if tasks is None
+           else evaluate_suite(items, Suite.of(tasks, settings, aggregate), progress=progress))
     return out[0] if single else out
 
 
