@@ -112,6 +112,17 @@ def settings_from_args(args: argparse.Namespace):
                     args.seed, args.device, args.data_dir, args.precision, args.fidelity, args.extend_lrs, seeds)
 
 
+def child_from_args(args: argparse.Namespace):
+    """`settings_from_args`, or a validated `Suite` when --task names several tasks (a,b,c or a suite's name)."""
+    from optsearch.tasks.suite import Suite, suite_tasks
+
+    tasks = suite_tasks(args.task)
+    if tasks is None:
+        return settings_from_args(args)
+    return Suite.of(tasks, settings_from_args(argparse.Namespace(**{**vars(args), "task": tasks[0]})),
+                    args.aggregate)
+
+
 # --- show --------------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
     from optsearch.optim import zoo
@@ -155,11 +166,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 # --- evaluate ----------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from optsearch.tasks import evaluate_settings, get_task
+    from optsearch.tasks.suite import Suite
 
-    settings = settings_from_args(args)
+    settings = child_from_args(args)
+    rules = [_rule(text) for text in args.rules]
+    if isinstance(settings, Suite):
+        return _evaluate_suite(args, rules, settings)
     settings.check_device()
     scoring = get_task(settings.task).scoring
-    rules = [_rule(text) for text in args.rules]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn(f"training {len(rules)} rule(s) on {args.task}"), BarColumn(),
@@ -193,6 +207,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             for r in rows:
                 writer.writerow([r["rule"], r["reward"], r.get("best_lr"), r["status"], r.get("reason") or "",
                                  r.get("wall_time")])
+    return 0
+
+
+def _evaluate_suite(args: argparse.Namespace, rules, suite) -> int:
+    """`optsearch evaluate --task a,b`: the aggregate reward and, per task, the raw score and the normalized one."""
+    from optsearch.tasks.suite import evaluate_suite
+
+    if args.csv:
+        raise UsageError("--csv is for one task; a suite's results are nested: use --json")
+    suite.settings[0].check_device()
+    with console.status(f"training {len(rules)} rule(s) and the suite's baselines on {suite.name}"):
+        evals = evaluate_suite(rules, suite)
+    table = _table(f"suite {suite.name}: reward = {suite.aggregate} of each task's score normalized to its tuned "
+                   "baselines (0 = the worst, 1 = the best)",
+                   ("rule", "reward", *(f"{task} (raw / norm)" for task in suite.tasks), "status", "time (s)"),
+                   ("rule", "status"))
+    for text, ev in zip(args.rules, evals, strict=True):
+        cells = [f"{s.raw:.4f} / {s.normalized:+.2f}" if s.raw is not None else f"skipped / {s.normalized:+.2f}"
+                 for s in ev.scores]
+        table.add_row(text, f"{ev.reward:+.4f}", *cells, ev.status.value + (f": {ev.reason}" if ev.reason else ""),
+                      f"{ev.wall_time:.1f}")
+    console.print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps([e.to_dict() for e in evals], indent=2))
     return 0
 
 
@@ -399,6 +437,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from optsearch.engine.driver import DUPLICATE_PENALTY, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
     from optsearch.tasks.registry import DEFAULT_TASK
+    from optsearch.tasks.suite import AGGREGATES, DEFAULT_AGGREGATE, SUITES
 
     parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0],
                      epilog="exit codes: 0 done, 2 bad input, 130 stopped by Ctrl-C (SIGINT), "
@@ -412,7 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def child_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--task", default=DEFAULT_TASK,
-                       help=f"a task (see `optsearch tasks`) or path/to/file.py:make_task (default {DEFAULT_TASK})")
+                       help=f"a task (see `optsearch tasks`) or path/to/file.py:make_task (default {DEFAULT_TASK}); "
+                       f"a suite: tasks separated by commas, cheapest first, or {', '.join(SUITES)}")
+        p.add_argument("--aggregate", default=DEFAULT_AGGREGATE, choices=AGGREGATES,
+                       help=f"a suite's reward: the mean or the min of its normalized task scores "
+                       f"(default {DEFAULT_AGGREGATE})")
         p.add_argument("--lrs", type=_floats, help="learning-rate grid, e.g. 1e-4,1e-3,1e-2")
         p.add_argument("--steps", type=int, help="training steps per member (default: the task's)")
         p.add_argument("--batch-size", type=int, help="minibatch size (default: the task's)")

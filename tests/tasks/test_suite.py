@@ -1,7 +1,9 @@
 import importlib
+import json
 
 import pytest
 
+from optsearch.cli import main
 from optsearch.tasks import evaluate
 from optsearch.tasks.settings import Settings, SettingsError
 from optsearch.tasks.suite import (
@@ -22,17 +24,17 @@ DIVERGES = "exp(exp(exp(2))) * g"
 
 
 def test_each_task_is_normalized_to_its_own_tuned_baselines_and_the_mean_is_the_reward():
-    adam, sgd_like = evaluate(["adam", "g * 0.5"], task=TASKS, **FAST)
+    adam, signum = evaluate(["adam", "sign(m)"], task=TASKS, **FAST)
     for task, score in zip(TASKS, adam.scores, strict=True):
         baselines = [ev.reward for ev in evaluate(list(SUITE_BASELINES), task=task, **FAST)]
         assert score.task == task and (score.best, score.floor) == (max(baselines), min(baselines))
         assert score.normalized == pytest.approx((score.raw - min(baselines)) / (max(baselines) - min(baselines)))
     assert adam.reward == pytest.approx(sum(s.normalized for s in adam.scores) / 2) and adam.status == "ok"
-    assert sgd_like.reward != adam.reward
+    assert signum.status == "ok" and signum.reward != adam.reward
 
 
 def test_the_min_aggregate_rewards_the_weakest_task():
-    ev = evaluate("g * 0.5", task=",".join(TASKS), aggregate="min", **FAST)
+    ev = evaluate("sign(m)", task=",".join(TASKS), aggregate="min", **FAST)
     assert ev.aggregate == "min" and ev.reward == min(s.normalized for s in ev.scores)
 
 
@@ -82,3 +84,24 @@ def test_a_suite_evaluation_round_trips_through_a_dict():
     refs = {t: Reference(t, (("sgd", 0.5), ("adam", 0.9))) for t in TASKS}
     (ev,) = evaluate_suite(["adam"], Suite.of(TASKS, Settings(TASKS[0], **FAST)), refs)
     assert SuiteEvaluation.from_dict(ev.to_dict()) == ev
+
+
+def test_the_cli_evaluates_a_suite_with_a_column_per_task_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "suite.json"
+    assert main(["evaluate", "adam", DIVERGES, "--task", "digits,mnist1d", "--steps", "30", "--batch-size", "32",
+                 "--lrs", "0.01,0.1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "suite digits,mnist1d" in printed and "skipped" in printed
+    adam, bad = (SuiteEvaluation.from_dict(d) for d in json.loads(out.read_text()))
+    assert [s.task for s in adam.scores] == TASKS and bad.skipped == ["mnist1d"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "digits,nope"], "unknown task 'nope'"),
+    (["--task", "digits,mnist1d", "--aggregate", "median"], "invalid choice: 'median'"),
+    (["--task", "digits,mnist1d", "--csv", "x.csv"], "use --json"),
+])
+def test_bad_suite_input_on_the_cli_is_one_line_exit_2(tmp_path, capsys, args, message):
+    assert main(["evaluate", "adam", *[str(tmp_path / a) if a.endswith(".csv") else a for a in args]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
