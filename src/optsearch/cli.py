@@ -372,6 +372,44 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     return _Interrupt.code if result.stopped == "interrupted" else 0
 
 
+# --- panel -------------------------------------------------------------------------------------
+def cmd_panel(args: argparse.Namespace) -> int:
+    from optsearch.engine.panel import judge, read_panel
+    from optsearch.tasks.suite import Suite
+
+    proxy = child_from_args(args)
+    panel = read_panel(args.panel)
+    (proxy.settings[0] if isinstance(proxy, Suite) else proxy).check_device()
+    name = proxy.name if isinstance(proxy, Suite) else proxy.task
+    with console.status(f"scoring {len(panel.rules)} panel rules on the proxy {name}"):
+        verdict = judge(panel, proxy)
+    table = _table(f"proxy {verdict.proxy} on the panel {args.panel} ({verdict.rules} rules; held out: "
+                   f"{', '.join(panel.tasks)})", ("Spearman with", "rho", "95% interval"), ("Spearman with",))
+    for c in [verdict.mean_rank, *verdict.tasks]:
+        table.add_row(c.against, f"{c.rho:+.2f}", f"[{c.low:+.2f}, {c.high:+.2f}]")
+    console.print(table)
+    seeds = ", ".join(f"{task} {len(panel.seeds(task))}" for task in panel.tasks)
+    console.print(f"panel reliability (the ceiling): split-half Spearman of the held-out mean rank "
+                  f"{verdict.split_half:+.2f}, stepped up to all seeds {verdict.reliability:+.2f} (seeds: {seeds})",
+                  highlight=False)
+    for a, b, rho in verdict.agreement:
+        console.print(f"held-out tasks agree: {a} vs {b} Spearman {rho:+.2f}", highlight=False)
+    console.print(f"proxy cost: {verdict.seconds_per_rule:.2f} s per rule", highlight=False)
+    return 0
+
+
+def cmd_build_panel(args: argparse.Namespace) -> int:
+    from optsearch.engine.panel import build_panel
+
+    check_output_path(args.panel)
+    with console.status(f"scoring {len(args.rules)} rules on {', '.join(args.tasks)}") as status:
+        computed = build_panel(args.panel, args.rules, args.tasks, range(args.seed, args.seed + args.seeds),
+                               steps=args.steps, lrs=args.lrs, precision=args.precision,
+                               on_result=lambda task, seed: status.update(f"{task} seed {seed} done"))
+    console.print(f"{computed} results computed into {args.panel} (rows already there were kept)")
+    return 0
+
+
 # --- tasks -------------------------------------------------------------------------------------
 def cmd_tasks(args: argparse.Namespace) -> int:
     from optsearch.tasks import task_table
@@ -523,6 +561,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
     p.add_argument("--threads", type=_whole(1), default=1, help="torch threads in this process")
     p.set_defaults(fn=cmd_funnel)
+
+    p = sub.add_parser("panel", help="judge a proxy (a task or a suite): Spearman of its reward with held-out "
+                       "results on a panel of rules, with bootstrap intervals and the panel's own reliability")
+    p.add_argument("panel", help="a panel (optsearch build-panel) or a funnel's db: held-out rows of fixed rules")
+    child_options(p)
+    p.set_defaults(fn=cmd_panel)
+
+    p = sub.add_parser("build-panel", help="score fixed rules on held-out tasks over seeds into a panel file "
+                       "(resumable: rows present are kept)")
+    p.add_argument("panel", help="the panel's SQLite file (created, or completed)")
+    p.add_argument("--rules", nargs="+", required=True, help="zoo names or rule texts (3 or more)")
+    p.add_argument("--tasks", type=_names, required=True, help="held-out tasks, comma separated")
+    p.add_argument("--seeds", type=_whole(1), default=3, help="seeds per task (--seed … --seed + N - 1; default 3)")
+    p.add_argument("--seed", type=_whole(0), default=0)
+    p.add_argument("--steps", type=_whole(1), help="steps per member (default: each task's)")
+    p.add_argument("--lrs", type=_floats, help="learning-rate grid (default: the paper's), extended a decade "
+                   "while a rule's best lr is at its edge")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--threads", type=_whole(1), default=1, help="torch threads in this process")
+    p.set_defaults(fn=cmd_build_panel)
 
     p = sub.add_parser("benchmark", help="transfer benchmark: optimizers × lr grid × seeds on a bigger task")
     p.add_argument("optimizers", nargs="+", help="zoo names (sgd, momentum, adam, powersign-ld, ...) or rules")
