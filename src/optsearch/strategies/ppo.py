@@ -7,6 +7,7 @@ update(s) on all of them, with an entropy bonus that keeps it exploring.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,8 @@ class Reinforce(Strategy):
             raise ValueError(f"update_every must be >= 1, got {update_every}")
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
+        if not (isinstance(entropy_weight, int | float) and math.isfinite(entropy_weight) and entropy_weight >= 0):
+            raise ValueError(f"entropy_weight: got {entropy_weight!r}; allowed: a finite number >= 0")
         self.update_every, self.entropy_weight, self.baseline_decay = update_every, entropy_weight, baseline_decay
         self.controller = Controller(self.space, hidden, init_range, self.generator)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)

@@ -37,7 +37,10 @@ LOWEST = -1.0
 (0 − floor) / spread, often −5 or less, and one such task would swamp every other in a mean."""
 SKIP_BELOW = -0.5
 """A rule whose normalized score on the suite's first task is below this (half the baselines' spread under the
-worst baseline) is not trained on the other tasks."""
+worst baseline) is not trained on the other tasks. Measured (benchmarks/suite_skip.py defaults: mnist1d then digits,
+200 steps, 48 random-strategy rules and 6 zoo rules, seed 0, 2 cores): it skipped 41 of 54 rules, saved 19% of the
+training time with the cheaper task second (more when the later tasks cost more), and changed no ranking (Spearman
+of the rewards with and without it 1.000; the top 10 the same)."""
 MIN_SPREAD = 0.01
 """The denominator's least value: baselines that all tie on a task cannot scale it (noise would be blown up)."""
 
