@@ -15,10 +15,11 @@ import torch
 
 from optsearch.dsl import Rule
 from optsearch.optim.zoo import resolve
-from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_sequential, train_stacked
+from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_stacked
 from optsearch.tasks.precision import fast_bf16
 from optsearch.tasks.registry import DEFAULT_TASK, Task, get_task, load_splits
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
+from optsearch.tasks.sequential import train_sequential
 from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
     settings.check_device()
     s = settings.resolved()
     spec = get_task(s.task)
-    bf16 = fast_bf16(s.device) if s.precision == "auto" else s.precision == "bf16"
+    bf16 = (spec.bf16 and fast_bf16(s.device)) if s.precision == "auto" else s.precision == "bf16"
     data = load_splits(s.task, s.data_path).to(s.device)
     if s.batch_size > len(data.y_train):
         raise ValueError(f"batch_size={s.batch_size} exceeds the {len(data.y_train)} training examples of {s.task}")
@@ -147,10 +148,11 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
             halving = halving_policy(s.replace(seed=seed, seeds=None)) if s.fidelity == "halving" else None
             tell = None if progress is None else advance
             if spec.stacked:
-                train_stacked(spec.model.sizes, data, runs, s.steps, s.batch_size, seed, bf16, tell, halving)
+                train_stacked(spec.model.sizes, data, runs, s.steps, s.batch_size, seed, bf16, tell, halving,
+                              spec.checkpoint_val)
             else:
                 train_sequential(spec.model, spec.scoring, data, runs, s.steps, s.batch_size, seed, bf16, tell,
-                                 halving)
+                                 halving, spec.checkpoint_val)
             for run in runs:
                 rules[run.rule].add(seed, run)
         pending = {rule: lrs for rule, tried in rules.items() if s.extend_lrs and (lrs := tried.next_lrs())}
