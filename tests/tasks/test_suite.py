@@ -105,3 +105,8 @@ def test_bad_suite_input_on_the_cli_is_one_line_exit_2(tmp_path, capsys, args, m
     assert main(["evaluate", "adam", *[str(tmp_path / a) if a.endswith(".csv") else a for a in args]]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_the_transfer_suite_names_the_three_cheap_families_each_a_known_task():
+    suite = Suite.of(SUITES["transfer"], Settings("digits"))
+    assert suite.tasks == ("mnist1d_large", "fashion_tiny_conv", "kjv_tiny_lstm")
