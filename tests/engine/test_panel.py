@@ -1,7 +1,7 @@
 import pytest
 
 from optsearch.cli import main
-from optsearch.engine.funnel import TRANSFER
+from optsearch.engine.funnel_plan import TRANSFER
 from optsearch.engine.panel import bootstrap, judge, read_panel
 from optsearch.engine.store import Store, StoredEvaluation, StoreError
 from optsearch.optim.zoo import resolve

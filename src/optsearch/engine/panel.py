@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from optsearch.engine.funnel import TRANSFER, settings_key, spearman, tuned_scores
+from optsearch.engine.funnel_analysis import tuned_scores
+from optsearch.engine.funnel_plan import TRANSFER, settings_key
+from optsearch.engine.stats import spearman
 from optsearch.engine.store import Store, StoredEvaluation, StoreError
 from optsearch.optim.zoo import resolve
 from optsearch.tasks.evaluate import Progress, evaluate_settings
