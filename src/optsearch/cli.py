@@ -276,6 +276,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                         resume=args.resume or (False if args.db else None), workers=args.workers,
                         executor=args.executor, address=args.address, groups=args.groups, decays=args.decays,
                         batch=args.batch, duplicate_penalty=args.duplicate_penalty, max_samples=args.max_samples,
+                        penalty_mode=args.duplicate_penalty_mode,
+                        **({} if args.entropy_weight is None else {"entropy_weight": args.entropy_weight}),
                         on_progress=show)
     except SearchExists:
         raise UsageError(f"{args.db} already holds a search; pass --resume to continue it or choose another --db"
@@ -473,7 +475,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from optsearch.engine.config import DUPLICATE_PENALTY, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
+    from optsearch.engine.config import DUPLICATE_PENALTY, PENALTY_MODES, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
     from optsearch.tasks.registry import DEFAULT_TASK
     from optsearch.tasks.suite import AGGREGATES, DEFAULT_AGGREGATE, SUITES
 
@@ -533,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=_whole(1, 3), default=2, help="token groups per rule (1-3)")
     p.add_argument("--decays", action="store_true", help="include the decay operands ld, cd, rd, eps_t")
     p.add_argument("--batch", type=_whole(1), help="rules asked per round (default 8 × workers)")
+    p.add_argument("--duplicate-penalty-mode", default="constant", choices=PENALTY_MODES,
+                   help="count: a re-sample loses --duplicate-penalty times how often the rule was sampled before")
+    p.add_argument("--entropy-weight", type=float,
+                   help="ppo / reinforce: weight of the controller's entropy bonus, which keeps it exploring "
+                   "(default 0.0015)")
     p.add_argument("--duplicate-penalty", type=float, default=DUPLICATE_PENALTY,
                    help="subtracted from a re-sampled rule's reward when told to the strategy")
     p.add_argument("--max-samples", type=_whole(1),

@@ -17,6 +17,7 @@ from optsearch.tasks.settings import (
     PAPER_LRS,
     Settings,
     SettingsError,
+    check_choice,
     check_int_in,
     check_positive_int,
 )
@@ -27,6 +28,9 @@ SEARCH_EXTENDS_LRS = True
 """A search tries the next decade while a rule's best learning rate is at the grid's edge."""
 DUPLICATE_PENALTY = 0.1
 """Subtracted from a re-sampled rule's stored reward when it is told to the strategy (see `search`)."""
+PENALTY_MODES: tuple[str, ...] = ("constant", "count")
+"""constant: every re-sample loses `duplicate_penalty`; count: it loses `duplicate_penalty` times how often the rule
+was sampled before (at least once), so a controller that keeps drawing one rule is pushed off it harder each time."""
 MAY_DIFFER_ON_RESUME = ("device", "data_dir")
 """Settings a resumed search may change: where it trains, not what it computes."""
 
@@ -98,6 +102,7 @@ class Schedule:
     ahead: int = 1
     duplicate_penalty: float = DUPLICATE_PENALTY
     max_samples: int | None = None
+    penalty_mode: str = "constant"
 
     def __post_init__(self) -> None:
         check_positive_int("budget", self.budget)
@@ -109,3 +114,8 @@ class Schedule:
         if not (isinstance(self.duplicate_penalty, int | float) and math.isfinite(self.duplicate_penalty)
                 and self.duplicate_penalty >= 0):
             raise SettingsError(f"duplicate_penalty: got {self.duplicate_penalty!r}; allowed: a finite number >= 0")
+        check_choice("penalty_mode", self.penalty_mode, PENALTY_MODES)
+
+    def penalty(self, earlier: int) -> float:
+        """What a re-sample of a rule sampled `earlier` times before loses when told (see `PENALTY_MODES`)."""
+        return self.duplicate_penalty * (max(1, earlier) if self.penalty_mode == "count" else 1)

@@ -61,6 +61,7 @@ def search(
     baselines: Sequence[str] = BASELINES,
     duplicate_penalty: float = DUPLICATE_PENALTY,
     max_samples: int | None = None,
+    penalty_mode: str = "constant",
     device: str | None = None,
     precision: str | None = None,
     data_dir: str | None = None,
@@ -85,7 +86,8 @@ def search(
     shows what a found rule has to beat. A rule already evaluated is told to the strategy with its stored reward
     minus `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345 unique in 20,000
     samples on mnist1d); with 0.1 it still collapsed in a long run (916 unique in 40,000 samples; docs/results.md
-    §5), and 1.0 got it out. The stored reward itself never changes. Every argument is checked before the db is
+    §5), and 1.0 got it out; `penalty_mode` "count" multiplies it by how often the rule was sampled before
+    (`config.PENALTY_MODES`). The stored reward itself never changes. Every argument is checked before the db is
     opened: bad input raises a ValueError naming it and leaves no db behind.
     """
     settings = _settings(task, objective, settings, seed, lrs=lrs, steps=steps, batch_size=batch_size,
@@ -94,7 +96,7 @@ def search(
     seed = seed if seed is not None else settings.seed if settings is not None else 0
     name = None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__)
     config = SearchConfig(settings, name, strategy, seed, groups, decays, dict(strategy_options))
-    schedule = Schedule(budget, batch, ahead, duplicate_penalty, max_samples)
+    schedule = Schedule(budget, batch, ahead, duplicate_penalty, max_samples, penalty_mode)
     strat = config.make_strategy()
     baseline_rules = [] if objective is not None else list(dict.fromkeys(parse(t) for t in baselines))
     check_executor(executor, workers, settings)

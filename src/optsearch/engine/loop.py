@@ -62,6 +62,7 @@ class SearchLoop:
         self.batch = schedule.batch or 8 * max(1, evaluator.workers)
         self.max_samples = schedule.max_samples or 20 * schedule.budget
         self.known = store.rewards_by_fingerprint()
+        self.sampled = store.sample_counts()  # fingerprint -> samples told so far (the count-based penalty's n)
         self.rounds: deque[_Round] = deque()
         self.step = 0
         checkpoint = store.latest_checkpoint()
@@ -145,9 +146,12 @@ class SearchLoop:
         told = [(rule, s) for rule, s in zip(rnd.rules, rnd.samples, strict=True) if s.fingerprint in self.known]
         for _, s in told:
             s.reward = self.known[s.fingerprint]
-        penalty = self.schedule.duplicate_penalty
-        self.strategy.tell([r for r, _ in told], [s.reward - (penalty if s.kind == "duplicate" else 0.0)
-                                                  for _, s in told])
+        rewards = []
+        for _, s in told:
+            earlier = self.sampled.get(s.fingerprint, 0)
+            rewards.append(s.reward - (self.schedule.penalty(earlier) if s.kind == "duplicate" else 0.0))
+            self.sampled[s.fingerprint] = earlier + 1
+        self.strategy.tell([r for r, _ in told], rewards)
         self.store.add_samples([s for _, s in told])
         self.told_new += len(rnd.new)
         self.progress.sampled += len(told)

@@ -256,6 +256,10 @@ class Store:
         rows = self.db.execute("SELECT * FROM samples ORDER BY id")
         return [Sample(**{**row, "tokens": json.loads(row["tokens"])}) for row in _dicts(rows)]
 
+    def sample_counts(self) -> dict[str, int]:
+        """How often each fingerprint was sampled."""
+        return dict(self.db.execute("SELECT fingerprint, COUNT(*) FROM samples GROUP BY fingerprint"))
+
     def count_samples(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
 
