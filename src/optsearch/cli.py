@@ -212,7 +212,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_suite(args: argparse.Namespace, rules, suite) -> int:
     """`optsearch evaluate --task a,b`: the aggregate reward and, per task, the raw score and the normalized one."""
-    from optsearch.tasks.suite import evaluate_suite
+    from optsearch.tasks.suite import evaluate_suite, score_cell, score_header
 
     if args.csv:
         raise UsageError("--csv is for one task; a suite's results are nested: use --json")
@@ -221,11 +221,10 @@ def _evaluate_suite(args: argparse.Namespace, rules, suite) -> int:
         evals = evaluate_suite(rules, suite)
     table = _table(f"suite {suite.name}: reward = {suite.aggregate} of each task's score normalized to its tuned "
                    "baselines (0 = the worst, 1 = the best)",
-                   ("rule", "reward", *(f"{task} (raw / norm)" for task in suite.tasks), "status", "time (s)"),
+                   ("rule", "reward", *map(score_header, suite.tasks), "status", "time (s)"),
                    ("rule", "status"))
     for text, ev in zip(args.rules, evals, strict=True):
-        cells = [f"{s.raw:.4f} / {s.normalized:+.2f}" if s.raw is not None else f"skipped / {s.normalized:+.2f}"
-                 for s in ev.scores]
+        cells = [score_cell(s.raw, s.normalized) for s in ev.scores]
         table.add_row(text, f"{ev.reward:+.4f}", *cells, ev.status.value + (f": {ev.reason}" if ev.reason else ""),
                       f"{ev.wall_time:.1f}")
     console.print(table)
@@ -245,11 +244,17 @@ def _table(title: str, headers: Sequence[str], left: Sequence[str]) -> Table:
 # --- search ------------------------------------------------------------------------------------
 def leaderboard(trials, top: int = 10, title: str = "leaderboard") -> Table:
     from optsearch.engine.store import BASELINE
+    from optsearch.tasks.suite import score_cell, score_header
 
-    table = _table(title, ("#", "rule", "reward", "best lr", "status"), ("rule", "status"))
+    tasks = next(([s["task"] for s in t.scores] for t in trials if t.scores), [])  # a suite search's tasks
+    columns = [score_header(task) for task in tasks] or ["best lr"]
+    table = _table(title, ("#", "rule", "reward", *columns, "status"), ("rule", "status"))
     for i, t in enumerate(trials[:top], 1):
         rule = f"{t.rule}  [dim](baseline)[/]" if t.strategy == BASELINE else t.rule
-        table.add_row(str(i), rule, f"{t.reward:.4f}", "-" if t.best_lr is None else f"{t.best_lr:g}", t.status)
+        by_task = {s["task"]: s for s in t.scores}
+        cells = ([score_cell(by_task[task]["raw"], by_task[task]["normalized"]) if task in by_task else "-"
+                  for task in tasks] if tasks else ["-" if t.best_lr is None else f"{t.best_lr:g}"])
+        table.add_row(str(i), rule, f"{t.reward:.4f}", *cells, t.status)
     return table
 
 
@@ -258,7 +263,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from optsearch.engine import SearchExists, search
 
-    settings = settings_from_args(args)
+    settings = child_from_args(args)
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
     jobs = []  # the bar starts with the first progress, so an error before the search is just the error

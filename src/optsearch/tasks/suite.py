@@ -165,6 +165,16 @@ class SuiteEvaluation:
         return cls(**{**d, "scores": [TaskScore(**s) for s in d.get("scores", [])]})
 
 
+def score_header(task: str) -> str:
+    """A per-task column's title in tables (CLI, report)."""
+    return f"{task} (raw / norm)"
+
+
+def score_cell(raw: float | None, normalized: float) -> str:
+    """A per-task cell: the raw score (or 'skipped') and the normalized one."""
+    return f"{'skipped' if raw is None else f'{raw:.4f}'} / {normalized:+.2f}"
+
+
 def aggregate(values: Sequence[float], how: str) -> float:
     return statistics.fmean(values) if how == "mean" else min(values)
 
