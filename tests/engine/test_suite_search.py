@@ -4,6 +4,7 @@ import pytest
 
 from optsearch.cli import main
 from optsearch.engine import ConfigMismatch, Store, driver, search
+from optsearch.report import write_report
 from optsearch.tasks.suite import SUITE_BASELINES
 
 SUITE = ["--task", "digits,mnist1d", "--steps", "10", "--lrs", "0.01,0.1", "--strategy", "random", "--batch", "3",
@@ -30,6 +31,8 @@ def test_a_suite_search_keeps_per_task_scores_and_trains_its_baselines_once_acro
         assert [s["task"] for s in t.scores] == ["digits", "mnist1d"]
         assert t.reward == pytest.approx(sum(s["normalized"] for s in t.scores) / 2) or t.status != "ok"
         assert all(s["best"] >= s["floor"] for s in t.scores)
+    write_report(db, tmp_path / "report")
+    assert "| digits (raw / norm) | mnist1d (raw / norm) |" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_a_suite_search_does_not_resume_as_another_suite_or_aggregate(tmp_path):
