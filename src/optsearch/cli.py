@@ -114,13 +114,13 @@ def settings_from_args(args: argparse.Namespace):
 
 def child_from_args(args: argparse.Namespace):
     """`settings_from_args`, or a validated `Suite` when --task names several tasks (a,b,c or a suite's name)."""
-    from optsearch.tasks.suite import Suite, suite_tasks
+    from optsearch.tasks.suite import Suite, suite_aggregate, suite_tasks
 
     tasks = suite_tasks(args.task)
+    aggregate = suite_aggregate(tasks, args.aggregate)
     if tasks is None:
         return settings_from_args(args)
-    return Suite.of(tasks, settings_from_args(argparse.Namespace(**{**vars(args), "task": tasks[0]})),
-                    args.aggregate)
+    return Suite.of(tasks, settings_from_args(argparse.Namespace(**{**vars(args), "task": tasks[0]})), aggregate)
 
 
 # --- show --------------------------------------------------------------------------------------
@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--task", default=DEFAULT_TASK,
                        help=f"a task (see `optsearch tasks`) or path/to/file.py:make_task (default {DEFAULT_TASK}); "
                        f"a suite: tasks separated by commas, cheapest first, or {', '.join(SUITES)}")
-        p.add_argument("--aggregate", default=DEFAULT_AGGREGATE, choices=AGGREGATES,
+        p.add_argument("--aggregate", choices=AGGREGATES,
                        help=f"a suite's reward: the mean or the min of its normalized task scores "
                        f"(default {DEFAULT_AGGREGATE})")
         p.add_argument("--lrs", type=_floats, help="learning-rate grid, e.g. 1e-4,1e-3,1e-2")

@@ -100,6 +100,7 @@ def test_the_cli_evaluates_a_suite_with_a_column_per_task_and_writes_json(tmp_pa
     (["--task", "digits,nope"], "unknown task 'nope'"),
     (["--task", "digits,mnist1d", "--aggregate", "median"], "invalid choice: 'median'"),
     (["--task", "digits,mnist1d", "--csv", "x.csv"], "use --json"),
+    (["--task", "digits", "--aggregate", "min"], "aggregate: got 'min' for a single task"),
 ])
 def test_bad_suite_input_on_the_cli_is_one_line_exit_2(tmp_path, capsys, args, message):
     assert main(["evaluate", "adam", *[str(tmp_path / a) if a.endswith(".csv") else a for a in args]]) == 2

@@ -19,7 +19,7 @@ from optsearch.engine.store import BASELINES, Store, StoreError, Trial
 from optsearch.tasks.registry import DEFAULT_TASK
 from optsearch.tasks.results import Status
 from optsearch.tasks.settings import PAPER_LRS, Settings, SettingsError, check_positive_int
-from optsearch.tasks.suite import DEFAULT_AGGREGATE, SUITE_BASELINES, Reference, Suite, reference_of, suite_tasks
+from optsearch.tasks.suite import SUITE_BASELINES, Reference, Suite, reference_of, suite_aggregate, suite_tasks
 
 
 @dataclass
@@ -143,9 +143,7 @@ def _suite(task: Any, settings: Settings | Suite | None, aggregate: str | None
                                 "(build it with Suite.of) and carries its own aggregate")
         return settings.tasks, settings.aggregate
     tasks = suite_tasks(task)
-    if tasks is None and aggregate is not None:
-        raise SettingsError(f"aggregate: got {aggregate!r} for a single task; allowed: only with a suite of tasks")
-    return tasks, aggregate or DEFAULT_AGGREGATE
+    return tasks, suite_aggregate(tasks, aggregate)
 
 
 def _references(store: Store, suite: Suite) -> list[Reference]:

@@ -33,20 +33,20 @@ def evaluate(rules: str | Rule, task: str | Task = ..., lrs: Sequence[float] | N
              batch_size: int | None = ..., seed: int = ..., device: str | torch.device = ...,
              data_dir: str | Path | None = ..., precision: str = ..., progress: Progress | None = ...,
              fidelity: str = ..., extend_lrs: bool = ..., seeds: Sequence[int] | None = ...,
-             aggregate: str = ...) -> Evaluation: ...
+             aggregate: str | None = ...) -> Evaluation: ...
 @overload
 def evaluate(rules: Sequence[str | Rule], task: str | Task = ..., lrs: Sequence[float] | None = ...,
              steps: int | None = ..., batch_size: int | None = ..., seed: int = ...,
              device: str | torch.device = ..., data_dir: str | Path | None = ...,
              precision: str = ..., progress: Progress | None = ..., fidelity: str = ..., extend_lrs: bool = ...,
-             seeds: Sequence[int] | None = ..., aggregate: str = ...) -> list[Evaluation]: ...
+             seeds: Sequence[int] | None = ..., aggregate: str | None = ...) -> list[Evaluation]: ...
 
 
 def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task | Sequence[str] = DEFAULT_TASK,
              lrs: Sequence[float] | None = None, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
              device: str | torch.device = "cpu", data_dir: str | Path | None = None,
              precision: str = "auto", progress: Progress | None = None, fidelity: str = "full",
-             extend_lrs: bool = False, seeds: Sequence[int] | None = None, aggregate: str = "mean",
+             extend_lrs: bool = False, seeds: Sequence[int] | None = None, aggregate: str | None = None,
              ) -> Evaluation | list[Evaluation] | SuiteEvaluation | list[SuiteEvaluation]:
     """Train `task`'s child network with each rule at each learning rate; one Evaluation per rule.
 
@@ -72,13 +72,14 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task | Sequen
 
     A suite (`task` a list of tasks, names separated by commas, or a built-in suite name such as "transfer"):
     each rule is scored on every task, normalized to that task's tuned baselines and aggregated (`aggregate`
-    mean or min); one `tasks.suite.SuiteEvaluation` per rule (see `tasks.suite`).
+    mean, the default, or min); one `tasks.suite.SuiteEvaluation` per rule (see `tasks.suite`).
     """
-    from optsearch.tasks.suite import Suite, evaluate_suite, suite_tasks
+    from optsearch.tasks.suite import Suite, evaluate_suite, suite_aggregate, suite_tasks
 
     single = isinstance(rules, str | Rule)
     items = [rules] if single else list(rules)
     tasks = suite_tasks(task)
+    aggregate = suite_aggregate(tasks, aggregate)
     settings = Settings(task if tasks is None else tasks[0], PAPER_LRS if lrs is None else lrs, steps, batch_size,
                         seed, str(device), None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs,
                         None if seeds is None else tuple(seeds))

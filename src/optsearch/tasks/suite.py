@@ -60,6 +60,13 @@ def suite_tasks(task: Any) -> tuple[str, ...] | None:
     return None
 
 
+def suite_aggregate(tasks: tuple[str, ...] | None, aggregate: str | None) -> str:
+    """The aggregate of a suite (None: the default); one given for a single task is refused."""
+    if tasks is None and aggregate is not None:
+        raise SettingsError(f"aggregate: got {aggregate!r} for a single task; allowed: only with a suite of tasks")
+    return aggregate or DEFAULT_AGGREGATE
+
+
 @dataclass(frozen=True)
 class Suite:
     """Several tasks scored together: one validated single-task `Settings` per task, and how scores aggregate."""
