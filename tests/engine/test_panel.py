@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from optsearch.cli import main
@@ -74,6 +76,15 @@ def test_build_panel_then_judge_a_proxy_on_it_from_the_cli(tmp_path, capsys):
     assert main(["panel", panel, "--task", "digits", "--steps", "20", "--lrs", "0.01,0.1"]) == 0
     out = capsys.readouterr().out
     assert "held-out mean rank" in out and "split-half" in out and "s per rule" in out
+    assert main(["panel", panel, "--task", "digits,mnist1d", "--aggregate", "min", "--steps", "20", "--lrs",
+                 "0.01,0.1"]) == 0
+    assert "proxy digits,mnist1d" in capsys.readouterr().out
+
+
+def test_a_funnel_db_is_a_panel_of_its_finalists_and_baselines():
+    panel = read_panel(Path(__file__).parents[2] / "docs" / "discovery" / "run2-ppo.sqlite")
+    assert panel.tasks == ["fashion_mnist_conv", "kjv_char_lstm"] and len(panel.rules) >= 9
+    assert all(len(panel.seeds(task)) == 3 for task in panel.tasks) and "adam" in panel.rules.values()
 
 
 def test_a_bad_proxy_is_refused_before_the_panel_is_read(tmp_path, capsys):
