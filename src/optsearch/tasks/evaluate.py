@@ -59,8 +59,9 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task | Sequen
     parsed or fails while training comes back `invalid`; it never stops the others.
 
     `precision`: "auto" runs the child's forward and backward under bfloat16 autocast where the hardware has
-    native bf16 (2× faster for the stacked MLP, 2-3× for the ConvNet on these CPUs; rewards move within seed
-    noise), "bf16" or "fp32" force one. Weights, optimizer state and the update are always float32.
+    native bf16 and the task allows it (`Task.bf16`; 2× faster for the stacked MLP, 2-3× for the ConvNet on these
+    CPUs; rewards move within seed noise), "bf16" or "fp32" force one. Weights, optimizer state and the update
+    are always float32.
     `fidelity`: "full" trains every member to the end; "halving" stops, at 1/5 and 2/5 of the steps, the
     learning rates of a rule that cannot win and the rules far below the Adam/SGD curves (see `HALVING_MARGINS`;
     a stopped rule's reward is its best score when stopped, and its Evaluation says `stopped_at`).
