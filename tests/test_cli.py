@@ -118,7 +118,8 @@ def test_ctrl_c_stops_a_search_cleanly_keeping_finished_trials(tmp_path, wait_fo
 def test_tasks_lists_every_child_task(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    for name in ("mnist1d", "digits", "fashion_mnist_conv", "cifar10_conv"):
+    for name in ("mnist1d", "digits", "fashion_mnist_conv", "cifar10_conv", "fashion_tiny_conv", "kjv_tiny_lstm",
+                 "kjv_transformer", "checkpoint val", "bf16 auto"):
         assert name in out
 
 
@@ -262,3 +263,26 @@ def test_a_garbage_db_in_a_real_process_is_one_line_not_a_traceback(tmp_path):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.count("\n") == 1 and str(db) in proc.stderr
     assert db.read_bytes() == b"\x00garbage" * 100
+
+
+def test_the_entropy_weight_given_on_the_command_line_reaches_the_ppo_strategy(tmp_path, capsys):
+    from optsearch.engine.config import SearchConfig
+
+    db = tmp_path / "s.sqlite"
+    assert main(["search", "--task", "digits", "--steps", "5", "--lrs", "0.1", "--budget", "1", "--batch", "1",
+                 "--db", str(db), "--entropy-weight", "0.05", "--duplicate-penalty-mode", "count"]) == 0
+    with Store(db) as store:
+        config = SearchConfig.from_json(store.get_meta("config"))
+    assert config.strategy_options == {"entropy_weight": 0.05} and config.make_strategy().entropy_weight == 0.05
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--entropy-weight", "-1"], "entropy_weight: got -1.0; allowed: a finite number >= 0"),
+    (["--entropy-weight", "0.1", "--strategy", "random"], "strategy 'random' has no option entropy_weight"),
+    (["--duplicate-penalty-mode", "square"], "invalid choice: 'square'"),
+])
+def test_bad_controller_knobs_are_one_line_exit_2_and_leave_no_db(tmp_path, capsys, args, message):
+    db = tmp_path / "s.sqlite"
+    assert main(["search", "--task", "digits", "--budget", "1", "--db", str(db), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not db.exists()

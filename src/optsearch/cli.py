@@ -112,6 +112,17 @@ def settings_from_args(args: argparse.Namespace):
                     args.seed, args.device, args.data_dir, args.precision, args.fidelity, args.extend_lrs, seeds)
 
 
+def child_from_args(args: argparse.Namespace):
+    """`settings_from_args`, or a validated `Suite` when --task names several tasks (a,b,c or a suite's name)."""
+    from optsearch.tasks.suite import Suite, suite_aggregate, suite_tasks
+
+    tasks = suite_tasks(args.task)
+    aggregate = suite_aggregate(tasks, args.aggregate)
+    if tasks is None:
+        return settings_from_args(args)
+    return Suite.of(tasks, settings_from_args(argparse.Namespace(**{**vars(args), "task": tasks[0]})), aggregate)
+
+
 # --- show --------------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
     from optsearch.optim import zoo
@@ -155,11 +166,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 # --- evaluate ----------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from optsearch.tasks import evaluate_settings, get_task
+    from optsearch.tasks.suite import Suite
 
-    settings = settings_from_args(args)
+    settings = child_from_args(args)
+    rules = [_rule(text) for text in args.rules]
+    if isinstance(settings, Suite):
+        return _evaluate_suite(args, rules, settings)
     settings.check_device()
     scoring = get_task(settings.task).scoring
-    rules = [_rule(text) for text in args.rules]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn(f"training {len(rules)} rule(s) on {args.task}"), BarColumn(),
@@ -196,6 +210,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_suite(args: argparse.Namespace, rules, suite) -> int:
+    """`optsearch evaluate --task a,b`: the aggregate reward and, per task, the raw score and the normalized one."""
+    from optsearch.tasks.suite import evaluate_suite, score_cell, score_header
+
+    if args.csv:
+        raise UsageError("--csv is for one task; a suite's results are nested: use --json")
+    suite.settings[0].check_device()
+    with console.status(f"training {len(rules)} rule(s) and the suite's baselines on {suite.name}"):
+        evals = evaluate_suite(rules, suite)
+    table = _table(f"suite {suite.name}: reward = {suite.aggregate} of each task's score normalized to its tuned "
+                   "baselines (0 = the worst, 1 = the best)",
+                   ("rule", "reward", *map(score_header, suite.tasks), "status", "time (s)"),
+                   ("rule", "status"))
+    for text, ev in zip(args.rules, evals, strict=True):
+        cells = [score_cell(s.raw, s.normalized) for s in ev.scores]
+        table.add_row(text, f"{ev.reward:+.4f}", *cells, ev.status.value + (f": {ev.reason}" if ev.reason else ""),
+                      f"{ev.wall_time:.1f}")
+    console.print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps([e.to_dict() for e in evals], indent=2))
+    return 0
+
+
 def _table(title: str, headers: Sequence[str], left: Sequence[str]) -> Table:
     """A table whose `left` columns hold text (aligned left) and the others numbers (aligned right)."""
     table = Table(title=title)
@@ -207,11 +244,17 @@ def _table(title: str, headers: Sequence[str], left: Sequence[str]) -> Table:
 # --- search ------------------------------------------------------------------------------------
 def leaderboard(trials, top: int = 10, title: str = "leaderboard") -> Table:
     from optsearch.engine.store import BASELINE
+    from optsearch.tasks.suite import score_cell, score_header
 
-    table = _table(title, ("#", "rule", "reward", "best lr", "status"), ("rule", "status"))
+    tasks = next(([s["task"] for s in t.scores] for t in trials if t.scores), [])  # a suite search's tasks
+    columns = [score_header(task) for task in tasks] or ["best lr"]
+    table = _table(title, ("#", "rule", "reward", *columns, "status"), ("rule", "status"))
     for i, t in enumerate(trials[:top], 1):
         rule = f"{t.rule}  [dim](baseline)[/]" if t.strategy == BASELINE else t.rule
-        table.add_row(str(i), rule, f"{t.reward:.4f}", "-" if t.best_lr is None else f"{t.best_lr:g}", t.status)
+        by_task = {s["task"]: s for s in t.scores}
+        cells = ([score_cell(by_task[task]["raw"], by_task[task]["normalized"]) if task in by_task else "-"
+                  for task in tasks] if tasks else ["-" if t.best_lr is None else f"{t.best_lr:g}"])
+        table.add_row(str(i), rule, f"{t.reward:.4f}", *cells, t.status)
     return table
 
 
@@ -220,7 +263,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from optsearch.engine import SearchExists, search
 
-    settings = settings_from_args(args)
+    settings = child_from_args(args)
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
     jobs = []  # the bar starts with the first progress, so an error before the search is just the error
@@ -238,6 +281,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                         resume=args.resume or (False if args.db else None), workers=args.workers,
                         executor=args.executor, address=args.address, groups=args.groups, decays=args.decays,
                         batch=args.batch, duplicate_penalty=args.duplicate_penalty, max_samples=args.max_samples,
+                        penalty_mode=args.duplicate_penalty_mode,
+                        **({} if args.entropy_weight is None else {"entropy_weight": args.entropy_weight}),
                         on_progress=show)
     except SearchExists:
         raise UsageError(f"{args.db} already holds a search; pass --resume to continue it or choose another --db"
@@ -351,6 +396,44 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     return _Interrupt.code if result.stopped == "interrupted" else 0
 
 
+# --- panel -------------------------------------------------------------------------------------
+def cmd_panel(args: argparse.Namespace) -> int:
+    from optsearch.engine.panel import judge, read_panel
+    from optsearch.tasks.suite import Suite
+
+    proxy = child_from_args(args)
+    panel = read_panel(args.panel)
+    (proxy.settings[0] if isinstance(proxy, Suite) else proxy).check_device()
+    name = proxy.name if isinstance(proxy, Suite) else proxy.task
+    with console.status(f"scoring {len(panel.rules)} panel rules on the proxy {name}"):
+        verdict = judge(panel, proxy)
+    table = _table(f"proxy {verdict.proxy} on the panel {args.panel} ({verdict.rules} rules; held out: "
+                   f"{', '.join(panel.tasks)})", ("Spearman with", "rho", "95% interval"), ("Spearman with",))
+    for c in [verdict.mean_rank, *verdict.tasks]:
+        table.add_row(c.against, f"{c.rho:+.2f}", f"[{c.low:+.2f}, {c.high:+.2f}]")
+    console.print(table)
+    seeds = ", ".join(f"{task} {len(panel.seeds(task))}" for task in panel.tasks)
+    console.print(f"panel reliability (the ceiling): split-half Spearman of the held-out mean rank "
+                  f"{verdict.split_half:+.2f}, stepped up to all seeds {verdict.reliability:+.2f} (seeds: {seeds})",
+                  highlight=False)
+    for a, b, rho in verdict.agreement:
+        console.print(f"held-out tasks agree: {a} vs {b} Spearman {rho:+.2f}", highlight=False)
+    console.print(f"proxy cost: {verdict.seconds_per_rule:.2f} s per rule", highlight=False)
+    return 0
+
+
+def cmd_build_panel(args: argparse.Namespace) -> int:
+    from optsearch.engine.panel import build_panel
+
+    check_output_path(args.panel)
+    with console.status(f"scoring {len(args.rules)} rules on {', '.join(args.tasks)}") as status:
+        computed = build_panel(args.panel, args.rules, args.tasks, range(args.seed, args.seed + args.seeds),
+                               steps=args.steps, lrs=args.lrs, precision=args.precision,
+                               on_result=lambda task, seed: status.update(f"{task} seed {seed} done"))
+    console.print(f"{computed} results computed into {args.panel} (rows already there were kept)")
+    return 0
+
+
 # --- tasks -------------------------------------------------------------------------------------
 SOURCE_WIDTH = 32
 """The wide `tasks` table wraps its free-text last column (where the data comes from) at this width."""
@@ -366,7 +449,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     rows = task_table(args.data_dir)
     title = "tasks (for evaluate, search and benchmark); a search's reward is higher-is-better"
-    caption = "your own task: --task path/to/file.py:make_task (a function returning optsearch.Task)"
+    caption = ("checkpoint val: validation examples the intermediate checkpoints score (a fixed subset; the end of "
+               "training scores the full split); bf16 auto: whether --precision auto may use bf16\nyour own task: "
+               "--task path/to/file.py:make_task (a function returning optsearch.Task)")
     table = Table(title=title, caption=caption)
     headers = list(rows[0])
     for col in headers:
@@ -442,8 +527,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from optsearch.engine.config import DUPLICATE_PENALTY, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
+    from optsearch.engine.config import DUPLICATE_PENALTY, PENALTY_MODES, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
     from optsearch.tasks.registry import DEFAULT_TASK
+    from optsearch.tasks.suite import AGGREGATES, DEFAULT_AGGREGATE, SUITES
 
     parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0],
                      epilog="exit codes: 0 done, 2 bad input, 130 stopped by Ctrl-C (SIGINT), "
@@ -457,7 +543,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def child_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--task", default=DEFAULT_TASK,
-                       help=f"a task (see `optsearch tasks`) or path/to/file.py:make_task (default {DEFAULT_TASK})")
+                       help=f"a task (see `optsearch tasks`) or path/to/file.py:make_task (default {DEFAULT_TASK}); "
+                       f"a suite: tasks separated by commas, cheapest first, or {', '.join(SUITES)}")
+        p.add_argument("--aggregate", choices=AGGREGATES,
+                       help=f"a suite's reward: the mean or the min of its normalized task scores "
+                       f"(default {DEFAULT_AGGREGATE})")
         p.add_argument("--lrs", type=_floats, help="learning-rate grid, e.g. 1e-4,1e-3,1e-2")
         p.add_argument("--steps", type=int, help="training steps per member (default: the task's)")
         p.add_argument("--batch-size", type=int, help="minibatch size (default: the task's)")
@@ -497,6 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=_whole(1, 3), default=2, help="token groups per rule (1-3)")
     p.add_argument("--decays", action="store_true", help="include the decay operands ld, cd, rd, eps_t")
     p.add_argument("--batch", type=_whole(1), help="rules asked per round (default 8 × workers)")
+    p.add_argument("--duplicate-penalty-mode", default="constant", choices=PENALTY_MODES,
+                   help="count: a re-sample loses --duplicate-penalty times how often the rule was sampled before")
+    p.add_argument("--entropy-weight", type=float,
+                   help="ppo / reinforce: weight of the controller's entropy bonus, which keeps it exploring "
+                   "(default 0.0015)")
     p.add_argument("--duplicate-penalty", type=float, default=DUPLICATE_PENALTY,
                    help="subtracted from a re-sampled rule's reward when told to the strategy")
     p.add_argument("--max-samples", type=_whole(1),
@@ -525,6 +620,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
     p.add_argument("--threads", type=_whole(1), default=1, help="torch threads in this process")
     p.set_defaults(fn=cmd_funnel)
+
+    p = sub.add_parser("panel", help="judge a proxy (a task or a suite): Spearman of its reward with held-out "
+                       "results on a panel of rules, with bootstrap intervals and the panel's own reliability")
+    p.add_argument("panel", help="a panel (optsearch build-panel) or a funnel's db: held-out rows of fixed rules")
+    child_options(p)
+    p.set_defaults(fn=cmd_panel)
+
+    p = sub.add_parser("build-panel", help="score fixed rules on held-out tasks over seeds into a panel file "
+                       "(resumable: rows present are kept)")
+    p.add_argument("panel", help="the panel's SQLite file (created, or completed)")
+    p.add_argument("--rules", nargs="+", required=True, help="zoo names or rule texts (3 or more)")
+    p.add_argument("--tasks", type=_names, required=True, help="held-out tasks, comma separated")
+    p.add_argument("--seeds", type=_whole(1), default=3, help="seeds per task (--seed … --seed + N - 1; default 3)")
+    p.add_argument("--seed", type=_whole(0), default=0)
+    p.add_argument("--steps", type=_whole(1), help="steps per member (default: each task's)")
+    p.add_argument("--lrs", type=_floats, help="learning-rate grid (default: the paper's), extended a decade "
+                   "while a rule's best lr is at its edge")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--threads", type=_whole(1), default=1, help="torch threads in this process")
+    p.set_defaults(fn=cmd_build_panel)
 
     p = sub.add_parser("benchmark", help="transfer benchmark: optimizers × lr grid × seeds on a bigger task")
     p.add_argument("optimizers", nargs="+", help="zoo names (sgd, momentum, adam, powersign-ld, ...) or rules")

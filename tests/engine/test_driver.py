@@ -177,3 +177,24 @@ def test_duplicates_are_told_with_a_penalty_but_stored_unchanged(monkeypatch):
     assert result.n_unique == 2 and {t.reward for t in result.trials} == {0.5}
     assert strategy.told[:3] == [("g * m", 0.5), ("m * g", 0.25), ("g", 0.5)]
     assert all(w == 0.25 for _, w in strategy.told[3:])
+
+
+class Resumable(Scripted):
+    def load_state_dict(self, state):
+        pass
+
+
+def test_a_count_based_penalty_grows_with_how_often_a_rule_was_sampled_across_a_resume(tmp_path, monkeypatch):
+    import optsearch.engine.config as config
+
+    db = tmp_path / "s.sqlite"
+    first, second = Resumable(), Resumable()
+    kw = dict(objective=lambda rule: 0.5, strategy="scripted", budget=3, duplicate_penalty=0.25, batch=3, db=db,
+              penalty_mode="count")
+    monkeypatch.setattr(config, "make_strategy", lambda *a, **k: first)
+    search(max_samples=6, **kw)
+    monkeypatch.setattr(config, "make_strategy", lambda *a, **k: second)
+    search(max_samples=9, resume=True, **kw)
+    # g*m and m*g are one function: its n-th sample loses 0.25 × (n - 1); g's second loses 0.25, its third 0.5
+    assert [w for _, w in first.told] == [0.5, 0.25, 0.5, 0.0, -0.25, 0.25]
+    assert [w for _, w in second.told] == [-0.5, -0.75, 0.0]

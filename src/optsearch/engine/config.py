@@ -18,9 +18,11 @@ from optsearch.tasks.settings import (
     PAPER_LRS,
     Settings,
     SettingsError,
+    check_choice,
     check_int_in,
     check_positive_int,
 )
+from optsearch.tasks.suite import DEFAULT_AGGREGATE, Suite
 
 SEARCH_FIDELITY = "halving"
 """A search stops hopeless rules and learning rates early (kept rules get full fidelity's rewards exactly)."""
@@ -28,6 +30,9 @@ SEARCH_EXTENDS_LRS = True
 """A search tries the next decade while a rule's best learning rate is at the grid's edge."""
 DUPLICATE_PENALTY = 0.1
 """Subtracted from a re-sampled rule's stored reward when it is told to the strategy (see `search`)."""
+PENALTY_MODES: tuple[str, ...] = ("constant", "count")
+"""constant: every re-sample loses `duplicate_penalty`; count: it loses `duplicate_penalty` times how often the rule
+was sampled before (at least once), so a controller that keeps drawing one rule is pushed off it harder each time."""
 MAY_DIFFER_ON_RESUME = ("device", "data_dir")
 """Settings a resumed search may change: where it trains, not what it computes."""
 
@@ -37,6 +42,8 @@ class SearchConfig:
     """What makes two searches the same search: a db refuses to resume under a different config.
 
     `settings` score the rules on a task; an objective search has none and names its `objective` instead.
+    A search on a suite names its tasks in `suite` (the first is `settings`' task; the others share its grid,
+    budget and seed) and how their normalized scores `aggregate` (see `tasks.suite`).
     One `seed` drives both the strategy and the evaluation.
     """
 
@@ -47,6 +54,8 @@ class SearchConfig:
     groups: int = 2
     decays: bool = False
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    suite: tuple[str, ...] | None = None
+    aggregate: str = DEFAULT_AGGREGATE
 
     def __post_init__(self) -> None:
         if (self.settings is None) == (self.objective is None):
@@ -56,6 +65,17 @@ class SearchConfig:
             raise SettingsError(f"seed: got {self.seed} for the strategy and {self.settings.seed} in the settings; "
                                 "allowed: one seed for both")
         check_positive_int("groups", self.groups)
+        if self.suite is not None:
+            if self.settings is None or self.suite[0] != self.settings.task:
+                raise SettingsError("suite: a suite search's settings are its first task's")
+            Suite.of(self.suite, self.settings, self.aggregate)  # raises SettingsError naming a bad task or aggregate
+
+    @property
+    def evaluation(self) -> Settings | Suite | None:
+        """What scores a rule: the settings of one task, the suite, or None for an objective."""
+        if self.suite is None:
+            return self.settings
+        return Suite.of(self.suite, self.settings, self.aggregate)
 
     def make_strategy(self) -> Strategy:
         return make_strategy(self.strategy, groups=self.groups, seed=self.seed, decays=self.decays,
@@ -67,7 +87,8 @@ class SearchConfig:
                       else dict.fromkeys(f.name for f in fields(Settings)))
         return {**evaluation, "objective": self.objective, "strategy": self.strategy, "seed": self.seed,
                 "groups": self.groups, "decays": self.decays,
-                "strategy_options": json.loads(json.dumps(self.strategy_options))}
+                "strategy_options": json.loads(json.dumps(self.strategy_options)),
+                **({} if self.suite is None else {"suite": list(self.suite), "aggregate": self.aggregate})}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SearchConfig:
@@ -77,13 +98,14 @@ class SearchConfig:
             d["seed"], d.get("device") or "cpu", d.get("data_dir"), d.get("precision", "auto"),
             d.get("fidelity", "full"), d.get("extend_lrs", False), d.get("seeds") and tuple(d["seeds"]))
         return cls(settings, d.get("objective"), d["strategy"], d["seed"], d["groups"], d["decays"],
-                   d.get("strategy_options", {}))
+                   d.get("strategy_options", {}), d.get("suite") and tuple(d["suite"]),
+                   d.get("aggregate", DEFAULT_AGGREGATE))
 
     def differences(self, other: SearchConfig) -> list[str]:
         """'key: db has X, this search has Y' for each fact that makes `other` (the db's) another search."""
         mine, theirs = self.to_json(), other.to_json()
-        return [f"{k}: db has {theirs[k]!r}, this search has {v!r}" for k, v in mine.items()
-                if k not in MAY_DIFFER_ON_RESUME and theirs[k] != v]
+        return [f"{k}: db has {theirs.get(k)!r}, this search has {mine.get(k)!r}" for k in {**mine, **theirs}
+                if k not in MAY_DIFFER_ON_RESUME and theirs.get(k) != mine.get(k)]
 
 
 def stored_config(store: Store) -> SearchConfig | None:
@@ -111,6 +133,7 @@ class Schedule:
     ahead: int = 1
     duplicate_penalty: float = DUPLICATE_PENALTY
     max_samples: int | None = None
+    penalty_mode: str = "constant"
 
     def __post_init__(self) -> None:
         check_positive_int("budget", self.budget)
@@ -122,3 +145,8 @@ class Schedule:
         if not (isinstance(self.duplicate_penalty, int | float) and math.isfinite(self.duplicate_penalty)
                 and self.duplicate_penalty >= 0):
             raise SettingsError(f"duplicate_penalty: got {self.duplicate_penalty!r}; allowed: a finite number >= 0")
+        check_choice("penalty_mode", self.penalty_mode, PENALTY_MODES)
+
+    def penalty(self, earlier: int) -> float:
+        """What a re-sample of a rule sampled `earlier` times before loses when told (see `PENALTY_MODES`)."""
+        return self.duplicate_penalty * (max(1, earlier) if self.penalty_mode == "count" else 1)

@@ -20,11 +20,13 @@ from optsearch.engine.config import (
     stored_config,
 )
 from optsearch.engine.executors import Executor, check_executor, start_executor
+from optsearch.engine.funnel_plan import settings_key
 from optsearch.engine.loop import Progress, RuleEvaluator, SearchLoop
 from optsearch.engine.store import BASELINES, Store, StoreError, Trial
 from optsearch.tasks.registry import DEFAULT_TASK
 from optsearch.tasks.results import Status
 from optsearch.tasks.settings import PAPER_LRS, Settings, SettingsError, check_positive_int
+from optsearch.tasks.suite import SUITE_BASELINES, Reference, Suite, reference_of, suite_aggregate, suite_tasks
 
 
 @dataclass
@@ -51,7 +53,7 @@ class SearchExists(ValueError):
 
 
 def search(
-    task: str | None = None,
+    task: str | Sequence[str] | None = None,
     objective: Callable[[Rule], float] | None = None,
     strategy: str = "ppo",
     budget: int = 100,
@@ -70,13 +72,15 @@ def search(
     baselines: Sequence[str] = BASELINES,
     duplicate_penalty: float = DUPLICATE_PENALTY,
     max_samples: int | None = None,
+    penalty_mode: str = "constant",
     device: str | None = None,
     precision: str | None = None,
     data_dir: str | None = None,
     seeds: int = 1,
     fidelity: str | None = None,
     extend_lrs: bool | None = None,
-    settings: Settings | None = None,
+    settings: Settings | Suite | None = None,
+    aggregate: str | None = None,
     resume: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     **strategy_options: Any,
@@ -95,16 +99,27 @@ def search(
     and the search raises BrokenTask before sampling anything. A rule already evaluated is told to the strategy
     with its stored reward minus `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345
     unique in 20,000 samples on mnist1d); with 0.1 it still collapsed in a long run (916 unique in 40,000 samples;
-    docs/results.md §5), and 1.0 got it out. The stored reward itself never changes. Every argument is checked
-    before the db is opened: bad input raises a ValueError naming it and leaves no db behind.
+    docs/results.md §5), and 1.0 got it out; `penalty_mode` "count" multiplies it by how often the rule was sampled
+    before (`config.PENALTY_MODES`). The stored reward itself never changes. Every argument is checked before the
+    db is opened: bad input raises a ValueError naming it and leaves no db behind.
+
+    On a suite (`task` a list of tasks, "a,b,c" or a suite's name such as "transfer"; or `settings` a `Suite`),
+    a rule's reward is the `aggregate` (mean or min) of its tasks' scores normalized to their tuned baselines
+    (`tasks.suite`). Those baselines are trained once per task and settings, in this process, and kept in the
+    db, so a resumed search never retrains them; each trial keeps its per-task scores.
     """
+    suite, aggregate = _suite(task, settings, aggregate)
+    if isinstance(settings, Suite):
+        settings = settings.settings[0]
+    elif suite is not None:
+        task = suite[0]
     settings = _settings(task, objective, settings, seed, lrs=lrs, steps=steps, batch_size=batch_size,
                          device=device, precision=precision, data_dir=data_dir, fidelity=fidelity,
                          extend_lrs=extend_lrs, seeds=None if seeds == 1 else seeds)
     seed = seed if seed is not None else settings.seed if settings is not None else 0
     name = None if objective is None else getattr(objective, "__qualname__", type(objective).__qualname__)
-    config = SearchConfig(settings, name, strategy, seed, groups, decays, dict(strategy_options))
-    schedule = Schedule(budget, batch, ahead, duplicate_penalty, max_samples)
+    config = SearchConfig(settings, name, strategy, seed, groups, decays, dict(strategy_options), suite, aggregate)
+    schedule = Schedule(budget, batch, ahead, duplicate_penalty, max_samples, penalty_mode)
     strat = config.make_strategy()
     baseline_rules = [] if objective is not None else list(dict.fromkeys(parse(t) for t in baselines))
     check_executor(executor, workers, settings)
@@ -115,8 +130,10 @@ def search(
     try:
         store = _open_store(db)
         _claim(store, config, resume)
+        references = _references(store, config.evaluation) if suite is not None else ()
         ex = start_executor(executor, workers, address, settings)
-        loop = SearchLoop(store, strat, RuleEvaluator(settings, objective, ex), schedule, on_progress)
+        loop = SearchLoop(store, strat, RuleEvaluator(config.evaluation, objective, ex, references), schedule,
+                          on_progress)
         stopped = loop.run(config.strategy, baseline_rules)
         trials = [t for t in store.trials(order="reward") if t.status != Status.REJECTED]
         return SearchResult(trials, store.count_samples(), store.count_trials(), stopped, store.path,
@@ -126,6 +143,31 @@ def search(
             ex.close()
         if store is not None:
             store.close()
+
+
+def _suite(task: Any, settings: Settings | Suite | None, aggregate: str | None
+           ) -> tuple[tuple[str, ...] | None, str]:
+    """The tasks of a suite search (None: one task) and its aggregate, from `task` or a `Suite` as `settings`."""
+    if isinstance(settings, Suite):
+        if aggregate is not None or settings != Suite.of(settings.tasks, settings.settings[0], settings.aggregate):
+            raise SettingsError("settings: a search's Suite shares one grid, budget and seed over its tasks "
+                                "(build it with Suite.of) and carries its own aggregate")
+        return settings.tasks, settings.aggregate
+    tasks = suite_tasks(task)
+    return tasks, suite_aggregate(tasks, aggregate)
+
+
+def _references(store: Store, suite: Suite) -> list[Reference]:
+    """Each task's tuned baselines: read from the db, or trained now (once per task and settings) and kept."""
+    out = []
+    for settings in suite.settings:
+        key = f"{settings_key(settings)}-seed{settings.seed}"
+        reference = store.reference(settings.task, key, SUITE_BASELINES)
+        if reference is None:
+            reference = reference_of(settings)
+            store.add_reference(key, reference)
+        out.append(reference)
+    return out
 
 
 def _settings(task: str | None, objective: Callable[[Rule], float] | None, settings: Settings | None,

@@ -21,33 +21,43 @@ import torch
 from optsearch.dsl import Rule
 from optsearch.tasks.results import Evaluation, Status
 from optsearch.tasks.settings import Settings, check_choice, check_positive_int
+from optsearch.tasks.suite import Reference, Suite, SuiteEvaluation
 
 
 @dataclass(frozen=True)
 class EvalJob:
-    """A batch of rules evaluated together (one batched population on the worker)."""
+    """A batch of rules evaluated together (one batched population on the worker): on one task's `settings`, or
+    on a `Suite` normalized to its tasks' `references` (computed once by the driver, so workers never retrain
+    the baselines)."""
 
     tokens: tuple[tuple[str, ...], ...]
-    settings: Settings
+    settings: Settings | Suite
+    references: tuple[Reference, ...] = ()
 
     @classmethod
-    def of(cls, rules: Sequence[Rule], settings: Settings) -> EvalJob:
-        return cls(tuple(r.tokens for r in rules), settings)
+    def of(cls, rules: Sequence[Rule], settings: Settings | Suite, references: Sequence[Reference] = ()) -> EvalJob:
+        return cls(tuple(r.tokens for r in rules), settings, tuple(references))
 
 
 def run_job(job: EvalJob) -> list[dict[str, Any]]:
-    """Evaluate a job; one dict per rule (Evaluation.to_dict()). Runs on the worker."""
+    """Evaluate a job; one dict per rule (Evaluation.to_dict(), or SuiteEvaluation's). Runs on the worker."""
     from optsearch.tasks import evaluate_settings
+    from optsearch.tasks.suite import evaluate_suite
 
     rules = [Rule.from_tokens(t) for t in job.tokens]
+    if isinstance(job.settings, Suite):
+        refs = {r.task: r for r in job.references}
+        return [ev.to_dict() for ev in evaluate_suite(rules, job.settings, refs)]
     return [ev.to_dict() for ev in evaluate_settings(rules, job.settings)]
 
 
-def job_evaluations(future: cf.Future, rules: Sequence[Rule], task: str) -> list[Evaluation]:
-    """The Evaluations of a finished job, one per rule (a worker sends `Evaluation.to_dict()`s); a job whose
+def job_evaluations(future: cf.Future, rules: Sequence[Rule], task: str) -> list[Evaluation | SuiteEvaluation]:
+    """The evaluations of a finished job, one per rule (a worker sends their `to_dict()`s); a job whose
     evaluation broke gives `failed` ones, so a result is recorded, never dropped."""
     try:
-        return [r if isinstance(r, Evaluation) else Evaluation.from_dict(r) for r in future.result()]
+        return [r if isinstance(r, Evaluation | SuiteEvaluation)
+                else SuiteEvaluation.from_dict(r) if "scores" in r else Evaluation.from_dict(r)
+                for r in future.result()]
     except Exception as exc:  # noqa: BLE001 - a failed batch is recorded, never dropped
         return [Evaluation(str(rule), task, 0.0, Status.FAILED, f"{type(exc).__name__}: {exc}") for rule in rules]
 

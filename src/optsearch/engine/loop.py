@@ -21,9 +21,11 @@ from optsearch.engine.store import BASELINE, Sample, Store, Trial
 from optsearch.strategies import Strategy, state_from_bytes, state_to_bytes
 from optsearch.tasks.results import Evaluation, Status, baselines_broken
 from optsearch.tasks.settings import Settings
+from optsearch.tasks.suite import LOWEST, Reference, Suite
 
 REJECTED_REWARD = 0.0
-"""Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g)."""
+"""Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g) or whose
+evaluation broke; on a suite, `tasks.suite.LOWEST` instead."""
 
 
 class BrokenTask(ValueError):
@@ -66,6 +68,7 @@ class SearchLoop:
         self.batch = schedule.batch or 8 * max(1, evaluator.workers)
         self.max_samples = schedule.max_samples or 20 * schedule.budget
         self.known = store.rewards_by_fingerprint()
+        self.sampled = store.sample_counts()  # fingerprint -> samples told so far (the count-based penalty's n)
         self.rounds: deque[_Round] = deque()
         self.step = 0
         checkpoint = store.latest_checkpoint()
@@ -158,9 +161,12 @@ class SearchLoop:
         told = [(rule, s) for rule, s in zip(rnd.rules, rnd.samples, strict=True) if s.fingerprint in self.known]
         for _, s in told:
             s.reward = self.known[s.fingerprint]
-        penalty = self.schedule.duplicate_penalty
-        self.strategy.tell([r for r, _ in told], [s.reward - (penalty if s.kind == "duplicate" else 0.0)
-                                                  for _, s in told])
+        rewards = []
+        for _, s in told:
+            earlier = self.sampled.get(s.fingerprint, 0)
+            rewards.append(s.reward - (self.schedule.penalty(earlier) if s.kind == "duplicate" else 0.0))
+            self.sampled[s.fingerprint] = earlier + 1
+        self.strategy.tell([r for r, _ in told], rewards)
         self.store.add_samples([s for _, s in told])
         self.told_new += len(rnd.new)
         self.progress.sampled += len(told)
@@ -188,9 +194,9 @@ class SearchLoop:
                 reason = rejection(rule)
                 if reason is not None:
                     kind = "rejected"
-                    ev = self.evaluator.untrained(rule, Status.REJECTED, reason, REJECTED_REWARD)
+                    ev = self.evaluator.untrained(rule, Status.REJECTED, reason, self.evaluator.rejected_reward)
                     self.store.add_trial(Trial.from_evaluation(ev, rule, name, self.step))
-                    self.known[fp] = REJECTED_REWARD
+                    self.known[fp] = ev.reward
                 else:
                     new.append(rule)
             seen.add(fp)
@@ -210,11 +216,14 @@ class _Round:
 
 
 class RuleEvaluator:
-    """Sends new rules to the executor in chunks and turns finished chunks into Trials."""
+    """Sends new rules to the executor in chunks and turns finished chunks into Trials. On a suite, each job
+    carries the tasks' `references`, and a rule that is rejected or whose job broke scores the suite's lowest."""
 
-    def __init__(self, settings: Settings | None, objective: Callable[[Rule], float] | None, ex: Executor):
-        self.settings, self.objective, self.ex = settings, objective, ex
-        self.task = settings.task if settings is not None else "objective"
+    def __init__(self, settings: Settings | Suite | None, objective: Callable[[Rule], float] | None, ex: Executor,
+                 references: Sequence[Reference] = ()):
+        self.settings, self.objective, self.ex, self.references = settings, objective, ex, tuple(references)
+        self.task = "objective" if settings is None else settings.name if isinstance(settings, Suite) else settings.task
+        self.rejected_reward = LOWEST if isinstance(settings, Suite) else REJECTED_REWARD
         self.workers = ex.workers
         self.steps: dict[cf.Future, int] = {}
 
@@ -230,7 +239,7 @@ class RuleEvaluator:
             chunks = {}
             for i in range(n):
                 chunk = rules[i::n]
-                chunks[self.ex.submit(run_job, EvalJob.of(chunk, self.settings))] = chunk
+                chunks[self.ex.submit(run_job, EvalJob.of(chunk, self.settings, self.references))] = chunk
         self.steps.update(dict.fromkeys(chunks, step))
         return chunks
 
@@ -242,6 +251,9 @@ class RuleEvaluator:
     def trials(self, future: cf.Future, chunk: list[Rule], strategy: str) -> list[Trial]:
         """The Trials of a finished chunk; a chunk whose evaluation broke is stored as failed, never dropped."""
         evals = job_evaluations(future, chunk, self.task)
+        for ev in evals:
+            if ev.status == Status.FAILED:
+                ev.reward = self.rejected_reward
         step = self.steps.pop(future)
         return [Trial.from_evaluation(ev, rule, strategy, step) for rule, ev in zip(chunk, evals, strict=True)]
 

@@ -4,8 +4,10 @@ Every evaluated rule is a row of `trials` (one per fingerprint); every rule a st
 of `samples` (duplicates and rejections included: the controller's learning curve needs them);
 `meta` holds the search config; `checkpoints` the strategy state, as bytes that load without pickle.
 `evaluations` holds the funnel's results (see `engine.funnel_run`): one row per rule, stage, task, seed and settings.
-Each write commits at once, so a killed search or funnel loses nothing that had finished. Stores written before a
-table existed stay readable: a missing `evaluations` table reads as empty.
+A search on a suite (`tasks.suite`) keeps each trial's per-task scores in `task_scores` and each task's baseline
+rewards in `suite_baselines`, computed once per task and settings. Each write commits at once, so a killed search
+or funnel loses nothing that had finished. Stores written before a table existed stay readable: a missing
+`evaluations`, `task_scores` or `suite_baselines` table reads as empty.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optsearch.tasks.results import Evaluation, Status
+from optsearch.tasks.suite import Reference, SuiteEvaluation
 
 if TYPE_CHECKING:
     from optsearch.dsl import Rule
@@ -78,6 +81,25 @@ CREATE TABLE IF NOT EXISTS evaluations (
     created_at REAL NOT NULL,
     UNIQUE (fingerprint, stage, task, seed, settings)
 );
+CREATE TABLE IF NOT EXISTS task_scores (
+    fingerprint TEXT NOT NULL,
+    task TEXT NOT NULL,
+    raw REAL,
+    status TEXT NOT NULL,
+    best REAL NOT NULL,
+    floor REAL NOT NULL,
+    normalized REAL NOT NULL,
+    best_lr REAL,
+    PRIMARY KEY (fingerprint, task)
+);
+CREATE TABLE IF NOT EXISTS suite_baselines (
+    task TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    baseline TEXT NOT NULL,
+    reward REAL NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (task, settings, baseline)
+);
 """
 
 
@@ -108,13 +130,19 @@ class Trial:
     wall_time: float = 0.0
     created_at: float = 0.0
     id: int | None = None
+    scores: list[dict[str, Any]] = field(default_factory=list)  # a suite search's per-task `TaskScore`s
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)
 
     @classmethod
-    def from_evaluation(cls, ev: Evaluation, rule: Rule, strategy: str, step: int) -> Trial:
-        """The stored form of `rule`'s evaluation, asked by `strategy` in round `step` (-1 for baselines)."""
+    def from_evaluation(cls, ev: Evaluation | SuiteEvaluation, rule: Rule, strategy: str, step: int) -> Trial:
+        """The stored form of `rule`'s evaluation, asked by `strategy` in round `step` (-1 for baselines). A suite's
+        reward is its aggregate, and each task's raw score, reference and normalized score go to `scores`."""
+        if isinstance(ev, SuiteEvaluation):
+            return cls(str(rule), list(rule.tokens), rule.fingerprint, ev.status, float(ev.reward), reason=ev.reason,
+                       complexity=rule.complexity, strategy=strategy, step=step, wall_time=float(ev.wall_time),
+                       scores=[asdict(s) for s in ev.scores])
         return cls(str(rule), list(rule.tokens), rule.fingerprint, ev.status, float(ev.reward), best_lr=ev.best_lr,
                    per_lr=[asdict(p) for p in ev.per_lr], curve=[asdict(c) for c in ev.curve], reason=ev.reason,
                    complexity=rule.complexity, strategy=strategy, step=step, wall_time=float(ev.wall_time))
@@ -236,6 +264,12 @@ class Store:
                 (t.rule, json.dumps(t.tokens), t.fingerprint, t.status, t.reward, t.best_lr, json.dumps(t.per_lr),
                  json.dumps(t.curve), t.reason, t.complexity, t.strategy, t.step, t.wall_time, t.created_at),
             )
+            if cur.rowcount and t.scores:
+                self.db.executemany(
+                    "INSERT INTO task_scores (fingerprint, task, raw, status, best, floor, normalized, best_lr) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    [(t.fingerprint, s["task"], s["raw"], s["status"], s["best"], s["floor"], s["normalized"],
+                      s["best_lr"]) for s in t.scores])
         t.id = cur.lastrowid if cur.rowcount else None
         return t
 
@@ -243,7 +277,11 @@ class Store:
         """All trials, by insertion (`order="id"`) or best first (`order="reward"`)."""
         by = {"id": "id", "reward": "reward DESC, id"}[order]
         rows = self.db.execute(f"SELECT * FROM trials ORDER BY {by}")
-        return [_trial(row) for row in _dicts(rows)]
+        scores: dict[str, list[dict[str, Any]]] = {}
+        if self._has("task_scores"):  # stores written before suites lack the table
+            for row in _dicts(self.db.execute("SELECT * FROM task_scores ORDER BY rowid")):
+                scores.setdefault(row.pop("fingerprint"), []).append(row)
+        return [_trial({**row, "scores": scores.get(row["fingerprint"], [])}) for row in _dicts(rows)]
 
     def rewards_by_fingerprint(self) -> dict[str, float]:
         return dict(self.db.execute("SELECT fingerprint, reward FROM trials"))
@@ -267,6 +305,10 @@ class Store:
     def samples(self) -> list[Sample]:
         rows = self.db.execute("SELECT * FROM samples ORDER BY id")
         return [Sample(**{**row, "tokens": json.loads(row["tokens"])}) for row in _dicts(rows)]
+
+    def sample_counts(self) -> dict[str, int]:
+        """How often each fingerprint was sampled."""
+        return dict(self.db.execute("SELECT fingerprint, COUNT(*) FROM samples GROUP BY fingerprint"))
 
     def count_samples(self, kind: str | None = None) -> int:
         """Sampled rules, or those of one `kind` (new, duplicate, rejected)."""
@@ -293,13 +335,34 @@ class Store:
 
     def evaluations(self) -> list[StoredEvaluation]:
         """Every funnel result, oldest first (none in a store written before the funnel existed)."""
-        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evaluations'"
-                               ).fetchone():
+        if not self._has("evaluations"):
             return []
         rows = self.db.execute("SELECT id, fingerprint, rule, stage, task, seed, settings, evaluation, created_at "
                                "FROM evaluations ORDER BY id")
         return [StoredEvaluation(**{**row, "evaluation": Evaluation.from_dict(json.loads(row["evaluation"]))})
                 for row in _dicts(rows)]
+
+    def _has(self, table: str) -> bool:
+        return bool(self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+                                    ).fetchone())
+
+    # --- a suite search's baselines --------------------------------------------------------------
+    def add_reference(self, settings: str, reference: Reference) -> None:
+        """Keep a task's baseline rewards under the key of the settings they were trained on."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO suite_baselines VALUES (?,?,?,?,?)",
+                                [(reference.task, settings, name, reward, time.time())
+                                 for name, reward in reference.rewards])
+
+    def reference(self, task: str, settings: str, baselines: Sequence[str]) -> Reference | None:
+        """The stored baseline rewards of `task` under `settings`, if every one of `baselines` is there."""
+        if not self._has("suite_baselines"):
+            return None
+        found = dict(self.db.execute("SELECT baseline, reward FROM suite_baselines WHERE task = ? AND settings = ?",
+                                     (task, settings)))
+        if not all(name in found for name in baselines):
+            return None
+        return Reference(task, tuple((name, found[name]) for name in baselines))
 
     # --- strategy checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, step: int, n_samples: int, state: bytes) -> None:

@@ -13,6 +13,7 @@ from optsearch.report.formula import latex_png
 from optsearch.report.funnel import funnel_sections
 from optsearch.report.page import Cell, Code, Image, Page, Section, Table, plain, write_page
 from optsearch.report.series import evaluated, kind_counts, learning_curve, pareto_front
+from optsearch.tasks.suite import score_cell, score_header
 
 REFERENCES = {"Adam": "adam", "SGD": "g", "RMSProp": "rmsprop"}
 """Hand-designed optimizers as DSL rules: found in the db by fingerprint when the search evaluated them."""
@@ -85,6 +86,8 @@ def _pareto(done: list[Trial]) -> Section:
 
 
 def _leaderboard(best: list[Trial]) -> Table:
+    """The top rules; a suite search's table has each task's raw / normalized score where one task's has the lr."""
+    tasks = next(([s["task"] for s in t.scores] for t in best if t.scores), [])
     rows: list[list[Cell]] = []
     for rank, t in enumerate(best, 1):
         formula: Cell = "—"
@@ -95,10 +98,14 @@ def _leaderboard(best: list[Trial]) -> Table:
         if latex is not None:
             png = latex_png(latex)
             formula = [Image(f"rule_{rank}.png", png, latex), Code(latex)] if png else Code(latex)
-        lr = "—" if t.best_lr is None else f"{t.best_lr:g}"
+        by_task = {s["task"]: s for s in t.scores}
+        middle = ([score_cell(by_task[k]["raw"], by_task[k]["normalized"]) if k in by_task else "—" for k in tasks]
+                  if tasks else ["—" if t.best_lr is None else f"{t.best_lr:g}"])
         found_by = "baseline" if t.strategy == BASELINE else "search"
-        rows.append([str(rank), Code(t.rule), formula, f"{t.reward:.4f}", lr, t.status, str(t.complexity), found_by])
-    return Table(["#", "rule", "formula (LaTeX)", "reward", "best lr", "status", "complexity", "from"], rows)
+        rows.append([str(rank), Code(t.rule), formula, f"{t.reward:.4f}", *middle, t.status, str(t.complexity),
+                     found_by])
+    columns = [score_header(k) for k in tasks] or ["best lr"]
+    return Table(["#", "rule", "formula (LaTeX)", "reward", *columns, "status", "complexity", "from"], rows)
 
 
 def _curves(top: list[Trial], references: dict[str, Trial]) -> Section:

@@ -45,6 +45,8 @@ class Reinforce(Strategy):
         check_positive_int("update_every", update_every)
         if not (is_real(baseline_decay) and 0.0 <= baseline_decay < 1.0):
             refuse("baseline_decay", baseline_decay, "a number in [0, 1)")
+        if not (is_real(entropy_weight) and entropy_weight >= 0):
+            refuse("entropy_weight", entropy_weight, "a finite number >= 0")
         self.update_every, self.entropy_weight, self.baseline_decay = update_every, entropy_weight, baseline_decay
         self.controller = Controller(self.space, hidden, init_range, self.generator)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)

@@ -8,12 +8,14 @@ from optsearch.tasks.models import MLP
 from optsearch.tasks.registry import TASKS, Task, TaskError, get_task, register, task_table
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
 from optsearch.tasks.settings import PAPER_LRS, PRECISIONS, Settings, SettingsError
+from optsearch.tasks.suite import SUITES, Suite, SuiteEvaluation, evaluate_suite
 
 __all__ = [
     "METRICS",
     "MLP",
     "PAPER_LRS",
     "PRECISIONS",
+    "SUITES",
     "TASKS",
     "CurvePoint",
     "DatasetMissing",
@@ -24,10 +26,13 @@ __all__ = [
     "SettingsError",
     "Splits",
     "Status",
+    "Suite",
+    "SuiteEvaluation",
     "Task",
     "TaskError",
     "evaluate",
     "evaluate_settings",
+    "evaluate_suite",
     "get_task",
     "register",
     "task_table",

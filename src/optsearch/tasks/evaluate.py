@@ -9,17 +9,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import torch
 
 from optsearch.dsl import Rule
 from optsearch.optim.zoo import resolve
-from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_sequential, train_stacked
+from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_stacked
 from optsearch.tasks.precision import fast_bf16
 from optsearch.tasks.registry import DEFAULT_TASK, Task, get_task, load_splits
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
+from optsearch.tasks.sequential import train_sequential
 from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings
+
+if TYPE_CHECKING:
+    from optsearch.tasks.suite import SuiteEvaluation
 
 Progress = Callable[[int, int], None]
 
@@ -28,21 +32,22 @@ Progress = Callable[[int, int], None]
 def evaluate(rules: str | Rule, task: str | Task = ..., lrs: Sequence[float] | None = ..., steps: int | None = ...,
              batch_size: int | None = ..., seed: int = ..., device: str | torch.device = ...,
              data_dir: str | Path | None = ..., precision: str = ..., progress: Progress | None = ...,
-             fidelity: str = ..., extend_lrs: bool = ..., seeds: Sequence[int] | None = ...) -> Evaluation: ...
+             fidelity: str = ..., extend_lrs: bool = ..., seeds: Sequence[int] | None = ...,
+             aggregate: str | None = ...) -> Evaluation: ...
 @overload
 def evaluate(rules: Sequence[str | Rule], task: str | Task = ..., lrs: Sequence[float] | None = ...,
              steps: int | None = ..., batch_size: int | None = ..., seed: int = ...,
              device: str | torch.device = ..., data_dir: str | Path | None = ...,
              precision: str = ..., progress: Progress | None = ..., fidelity: str = ..., extend_lrs: bool = ...,
-             seeds: Sequence[int] | None = ...) -> list[Evaluation]: ...
+             seeds: Sequence[int] | None = ..., aggregate: str | None = ...) -> list[Evaluation]: ...
 
 
-def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAULT_TASK,
+def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task | Sequence[str] = DEFAULT_TASK,
              lrs: Sequence[float] | None = None, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
              device: str | torch.device = "cpu", data_dir: str | Path | None = None,
              precision: str = "auto", progress: Progress | None = None, fidelity: str = "full",
-             extend_lrs: bool = False, seeds: Sequence[int] | None = None,
-             ) -> Evaluation | list[Evaluation]:
+             extend_lrs: bool = False, seeds: Sequence[int] | None = None, aggregate: str | None = None,
+             ) -> Evaluation | list[Evaluation] | SuiteEvaluation | list[SuiteEvaluation]:
     """Train `task`'s child network with each rule at each learning rate; one Evaluation per rule.
 
     `task`: a task name (`optsearch tasks`), a spec "path/to/file.py:make_task" / "package.module:make_task"
@@ -54,8 +59,9 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAUL
     parsed or fails while training comes back `invalid`; it never stops the others.
 
     `precision`: "auto" runs the child's forward and backward under bfloat16 autocast where the hardware has
-    native bf16 (2× faster for the stacked MLP, 2-3× for the ConvNet on these CPUs; rewards move within seed
-    noise), "bf16" or "fp32" force one. Weights, optimizer state and the update are always float32.
+    native bf16 and the task allows it (`Task.bf16`; 2× faster for the stacked MLP, 2-3× for the ConvNet on these
+    CPUs; rewards move within seed noise), "bf16" or "fp32" force one. Weights, optimizer state and the update
+    are always float32.
     `fidelity`: "full" trains every member to the end; "halving" stops, at 1/5 and 2/5 of the steps, the
     learning rates of a rule that cannot win and the rules far below the Adam/SGD curves (see `HALVING_MARGINS`;
     a stopped rule's reward is its best score when stopped, and its Evaluation says `stopped_at`).
@@ -64,12 +70,22 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAUL
     `seeds`: score each rule on every seed; the lr is chosen by the mean validation score over the seeds, and
     the reward is the mean of the seeds' scores at that one lr (see `Evaluation`).
     `progress(done, total)` is called as member-steps complete.
+
+    A suite (`task` a list of tasks, names separated by commas, or a built-in suite name such as "transfer"):
+    each rule is scored on every task, normalized to that task's tuned baselines and aggregated (`aggregate`
+    mean, the default, or min); one `tasks.suite.SuiteEvaluation` per rule (see `tasks.suite`).
     """
+    from optsearch.tasks.suite import Suite, evaluate_suite, suite_aggregate, suite_tasks
+
     single = isinstance(rules, str | Rule)
-    settings = Settings(task, PAPER_LRS if lrs is None else lrs, steps, batch_size, seed, str(device),
-                        None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs,
+    items = [rules] if single else list(rules)
+    tasks = suite_tasks(task)
+    aggregate = suite_aggregate(tasks, aggregate)
+    settings = Settings(task if tasks is None else tasks[0], PAPER_LRS if lrs is None else lrs, steps, batch_size,
+                        seed, str(device), None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs,
                         None if seeds is None else tuple(seeds))
-    out = evaluate_settings([rules] if single else list(rules), settings, progress)
+    out = (evaluate_settings(items, settings, progress) if tasks is None
+           else evaluate_suite(items, Suite.of(tasks, settings, aggregate), progress=progress))
     return out[0] if single else out
 
 
@@ -102,7 +118,7 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
     settings.check_device()
     s = settings.resolved()
     spec = get_task(s.task)
-    bf16 = fast_bf16(s.device) if s.precision == "auto" else s.precision == "bf16"
+    bf16 = (spec.bf16 and fast_bf16(s.device)) if s.precision == "auto" else s.precision == "bf16"
     data = load_splits(s.task, s.data_path).to(s.device)
     if s.batch_size > len(data.y_train):
         raise ValueError(f"batch_size={s.batch_size} exceeds the {len(data.y_train)} training examples of {s.task}")
@@ -134,10 +150,11 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
             halving = halving_policy(s.replace(seed=seed, seeds=None)) if s.fidelity == "halving" else None
             tell = None if progress is None else advance
             if spec.stacked:
-                train_stacked(spec.model.sizes, data, runs, s.steps, s.batch_size, seed, bf16, tell, halving)
+                train_stacked(spec.model.sizes, data, runs, s.steps, s.batch_size, seed, bf16, tell, halving,
+                              spec.checkpoint_val)
             else:
                 train_sequential(spec.model, spec.scoring, data, runs, s.steps, s.batch_size, seed, bf16, tell,
-                                 halving)
+                                 halving, spec.checkpoint_val)
             for run in runs:
                 rules[run.rule].add(seed, run)
         pending = {rule: lrs for rule, tried in rules.items() if s.extend_lrs and (lrs := tried.next_lrs())}

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from optsearch.cli import main
+from optsearch.engine import ConfigMismatch, Store, driver, search
+from optsearch.report import write_report
+from optsearch.tasks.suite import SUITE_BASELINES
+
+SUITE = ["--task", "digits,mnist1d", "--steps", "10", "--lrs", "0.01,0.1", "--strategy", "random", "--batch", "3",
+         "--fidelity", "full", "--no-extend-lrs"]
+COMMITTED = sorted((Path(__file__).parents[2] / "docs" / "discovery").glob("*.sqlite"))
+
+
+def test_a_suite_search_keeps_per_task_scores_and_trains_its_baselines_once_across_a_resume(tmp_path, monkeypatch,
+                                                                                           capsys):
+    trained = []
+    real = driver.reference_of
+    monkeypatch.setattr(driver, "reference_of", lambda s: trained.append(s.task) or real(s))
+    db = str(tmp_path / "s.sqlite")
+    assert main(["search", *SUITE, "--budget", "3", "--db", db]) == 0
+    out = capsys.readouterr().out  # the per-task columns (the narrow test console wraps their titles)
+    assert "mnist1d (raw" in out and "norm)" in out and trained == ["digits", "mnist1d"]
+    assert main(["search", *SUITE, "--budget", "5", "--db", db, "--resume"]) == 0
+    assert trained == ["digits", "mnist1d"]  # the resume read them from the db
+    with Store(db, readonly=True) as store:
+        trials = [t for t in store.trials() if t.status != "rejected"]
+        rows = store.db.execute("SELECT COUNT(*) FROM suite_baselines").fetchone()[0]
+    assert rows == 2 * len(SUITE_BASELINES) and len(trials) >= 5
+    for t in trials:
+        assert [s["task"] for s in t.scores] == ["digits", "mnist1d"]
+        assert t.reward == pytest.approx(sum(s["normalized"] for s in t.scores) / 2) or t.status != "ok"
+        assert all(s["best"] >= s["floor"] for s in t.scores)
+    write_report(db, tmp_path / "report")
+    assert "| digits (raw / norm) | mnist1d (raw / norm) |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_suite_search_does_not_resume_as_another_suite_or_aggregate(tmp_path):
+    kw = dict(steps=10, lrs=[0.1], strategy="random", batch=1, fidelity="full", extend_lrs=False,
+              db=tmp_path / "s.sqlite")
+    search(task=["digits", "mnist1d"], budget=1, **kw)
+    with pytest.raises(ConfigMismatch, match="aggregate: db has 'mean', this search has 'min'"):
+        search(task=["digits", "mnist1d"], aggregate="min", budget=2, **kw)
+    with pytest.raises(ConfigMismatch, match="suite"):
+        search(task="digits", budget=2, **kw)
+
+
+def test_an_aggregate_needs_a_suite():
+    with pytest.raises(ValueError, match="aggregate: got 'min' for a single task"):
+        search(task="digits", aggregate="min", budget=1)
+
+
+@pytest.mark.parametrize("db", COMMITTED, ids=lambda p: p.name)
+def test_the_committed_stores_still_read_with_no_per_task_scores(db):
+    with Store(db, readonly=True) as store:
+        trials = store.trials()
+    assert trials and all(t.scores == [] for t in trials)
