@@ -123,8 +123,8 @@ def test_tasks_lists_every_child_task(capsys):
         assert name in out
 
 
-@pytest.mark.parametrize("columns", [80, 200])
-def test_tasks_shows_every_field_uncut_at_80_and_200_columns(columns, monkeypatch, capsys):
+@pytest.mark.parametrize("columns", [80, 240])
+def test_tasks_shows_every_field_uncut_at_80_and_240_columns(columns, monkeypatch, capsys):
     from rich.console import Console
 
     from optsearch import cli
@@ -138,7 +138,7 @@ def test_tasks_shows_every_field_uncut_at_80_and_200_columns(columns, monkeypatc
     assert "…" not in out and max(map(len, lines)) <= columns
     rows = task_table()
     wide = next((line for line in lines if line.startswith("┃ name")), None)
-    if columns == 200:  # the table fits: one line of headers, one line per task with every value but the source's
+    if columns == 240:  # the table fits: one line of headers, one line per task with every value but the source's
         assert wide is not None and all(header in wide for header in rows[0])
         for row in rows:
             *values, source = map(str, row.values())
