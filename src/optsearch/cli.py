@@ -107,9 +107,8 @@ def settings_from_args(args: argparse.Namespace):
     """The child-task options (see `child_options`) as validated `Settings`: bad input fails here, before work."""
     from optsearch.tasks.settings import PAPER_LRS, Settings
 
-    seeds = None if args.seeds == 1 else tuple(range(args.seed, args.seed + args.seeds))
     return Settings(args.task, PAPER_LRS if args.lrs is None else tuple(args.lrs), args.steps, args.batch_size,
-                    args.seed, args.device, args.data_dir, args.precision, args.fidelity, args.extend_lrs, seeds)
+                    args.seed, args.device, args.data_dir, args.precision, args.fidelity, args.extend_lrs, args.seeds)
 
 
 # --- show --------------------------------------------------------------------------------------
@@ -158,6 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     settings.check_device()
+    settings.check_data()
     scoring = get_task(settings.task).scoring
     rules = [_rule(text) for text in args.rules]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -136,13 +136,15 @@ EXECUTORS = ("inline", "process", "ray")
 
 
 def check_executor(executor: str | Executor, workers: int, settings: Settings | None) -> None:
-    """Refuse an unknown executor name, a bad worker count or (off Ray, whose workers may have devices this machine
-    lacks) a device that is not here: before a db is opened or a worker started."""
+    """Refuse an unknown executor name, a bad worker count or (off Ray, whose workers may have devices and data this
+    machine lacks) a device that is not here or task data that is missing or broken: before a db is opened or a
+    worker started."""
     if isinstance(executor, str):
         check_choice("executor", executor, EXECUTORS)
         check_positive_int("workers", workers)
         if settings is not None and executor != "ray":
             settings.check_device()
+            settings.check_data()
 
 
 def start_executor(executor: str | Executor, workers: int, address: str | None,

@@ -4,6 +4,7 @@ score is recorded, never used to select."""
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_sequ
 from optsearch.tasks.precision import fast_bf16
 from optsearch.tasks.registry import DEFAULT_TASK, Task, get_task, load_splits
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
-from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings
+from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings, SettingsError
 
 Progress = Callable[[int, int], None]
 
@@ -28,20 +29,20 @@ Progress = Callable[[int, int], None]
 def evaluate(rules: str | Rule, task: str | Task = ..., lrs: Sequence[float] | None = ..., steps: int | None = ...,
              batch_size: int | None = ..., seed: int = ..., device: str | torch.device = ...,
              data_dir: str | Path | None = ..., precision: str = ..., progress: Progress | None = ...,
-             fidelity: str = ..., extend_lrs: bool = ..., seeds: Sequence[int] | None = ...) -> Evaluation: ...
+             fidelity: str = ..., extend_lrs: bool = ..., seeds: int | Sequence[int] | None = ...) -> Evaluation: ...
 @overload
 def evaluate(rules: Sequence[str | Rule], task: str | Task = ..., lrs: Sequence[float] | None = ...,
              steps: int | None = ..., batch_size: int | None = ..., seed: int = ...,
              device: str | torch.device = ..., data_dir: str | Path | None = ...,
              precision: str = ..., progress: Progress | None = ..., fidelity: str = ..., extend_lrs: bool = ...,
-             seeds: Sequence[int] | None = ...) -> list[Evaluation]: ...
+             seeds: int | Sequence[int] | None = ...) -> list[Evaluation]: ...
 
 
 def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAULT_TASK,
              lrs: Sequence[float] | None = None, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
              device: str | torch.device = "cpu", data_dir: str | Path | None = None,
              precision: str = "auto", progress: Progress | None = None, fidelity: str = "full",
-             extend_lrs: bool = False, seeds: Sequence[int] | None = None,
+             extend_lrs: bool = False, seeds: int | Sequence[int] | None = None,
              ) -> Evaluation | list[Evaluation]:
     """Train `task`'s child network with each rule at each learning rate; one Evaluation per rule.
 
@@ -61,16 +62,36 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAUL
     a stopped rule's reward is its best score when stopped, and its Evaluation says `stopped_at`).
     `extend_lrs`: while a rule's best lr is the smallest or largest tried, also try the next decade out (within
     `LR_LIMITS`), so no rule is judged on a truncated grid; `per_lr` lists every lr tried.
-    `seeds`: score each rule on every seed; the lr is chosen by the mean validation score over the seeds, and
-    the reward is the mean of the seeds' scores at that one lr (see `Evaluation`).
+    `seeds`: score each rule on every seed (a list, or a count N: seeds `seed` … `seed` + N - 1, so `seeds=3` is
+    0, 1, 2); the lr is chosen by the mean validation score over the seeds, and the reward is the mean of the seeds'
+    scores at that one lr (see `Evaluation`).
     `progress(done, total)` is called as member-steps complete.
+    Every argument is checked before anything trains: a bad one raises a ValueError naming it.
     """
     single = isinstance(rules, str | Rule)
+    items = [rules] if single else check_rules(rules)
+    if progress is not None and not callable(progress):
+        raise SettingsError(f"progress: got {type(progress).__name__}; allowed: a function (done, total) or None")
+    if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
+        raise SettingsError(f"data_dir: got {type(data_dir).__name__}; allowed: a folder or file path, or None")
     settings = Settings(task, PAPER_LRS if lrs is None else lrs, steps, batch_size, seed, str(device),
-                        None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs,
-                        None if seeds is None else tuple(seeds))
-    out = evaluate_settings([rules] if single else list(rules), settings, progress)
+                        None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs, seeds)
+    out = evaluate_settings(items, settings, progress)
     return out[0] if single else out
+
+
+def check_rules(rules: object) -> list[str | Rule]:
+    """A non-empty list of rules (Rule, rule text or zoo name); text that does not parse is left for `evaluate`
+    to report as an `invalid` evaluation, so one bad rule never stops the others."""
+    allowed = "allowed: a rule (a Rule, rule text or a zoo name such as 'adam') or a non-empty list of them"
+    if not isinstance(rules, Sequence) or isinstance(rules, bytes):
+        raise SettingsError(f"rules: got {type(rules).__name__}; {allowed}")
+    if not rules:
+        raise SettingsError(f"rules: got an empty {type(rules).__name__}; {allowed}")
+    for k, rule in enumerate(rules):
+        if not isinstance(rule, str | Rule):
+            raise SettingsError(f"rules[{k}]: got {type(rule).__name__}; {allowed}")
+    return list(rules)
 
 
 HALVING_RUNGS = (1, 2)
