@@ -364,6 +364,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from optsearch.report import write_benchmark_report, write_report
+    from optsearch.report.page import check_report_folder
 
     args.db = args.db or args.db_opt
     if (args.db is None) == (args.benchmark is None):
@@ -374,6 +375,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for folder in args.benchmark or []:
         if not Path(folder).is_dir():
             raise UsageError(f"no benchmark directory at {folder}")
+    check_report_folder(args.out)
     page = (write_report(args.db, args.out, top=args.top) if args.db is not None
             else write_benchmark_report(args.benchmark, args.out))
     console.print(f"report written: {page} (and report.md beside it)")
