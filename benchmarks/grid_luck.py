@@ -19,7 +19,8 @@ import math
 import numpy as np
 
 from optsearch import evaluate
-from optsearch.engine.funnel import paired_p, tuned_scores
+from optsearch.engine.funnel_analysis import tuned_scores
+from optsearch.engine.stats import paired_p
 
 FAMILIES = {
     # the search's top family against its baselines, around their best rates on mnist1d_large

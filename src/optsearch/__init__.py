@@ -3,7 +3,7 @@
     rule = optsearch.parse("g * exp(sign(g) * sign(m))")
     opt = optsearch.RuleOptimizer(model.parameters(), rule, lr=0.01)
     ev = optsearch.evaluate(rule, task="mnist1d")
-    run = optsearch.strategies(task="mnist1d", strategy="ppo", budget=300, db="runs/demo.sqlite")
+    run = optsearch.search(task="mnist1d_large", strategy="ppo", budget=300, db="runs/demo.sqlite")
     result = optsearch.funnel("runs/demo.sqlite")   # re-score the best rules over seeds and held-out tasks
 """
 

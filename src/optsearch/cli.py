@@ -277,14 +277,14 @@ def _budgets(text: str) -> int | dict[str, int]:
 def cmd_funnel(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from optsearch.engine.funnel import (
+    from optsearch.engine.funnel_plan import FUNNEL_BASELINES
+    from optsearch.engine.funnel_run import funnel
+    from optsearch.engine.funnel_text import (
         ENTRY_HEADERS,
-        FUNNEL_BASELINES,
         PREDICTION_HEADERS,
         STANDING_HEADERS,
         entry_texts,
         explanation,
-        funnel,
         prediction_texts,
         standing_texts,
     )
@@ -399,7 +399,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from optsearch.engine.driver import DUPLICATE_PENALTY, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
+    from optsearch.engine.config import DUPLICATE_PENALTY, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
     from optsearch.tasks.registry import DEFAULT_TASK
 
     parser = _Parser(prog="optsearch", description=__doc__.splitlines()[0],

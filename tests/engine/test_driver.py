@@ -167,10 +167,10 @@ class Scripted:
 
 
 def test_duplicates_are_told_with_a_penalty_but_stored_unchanged(monkeypatch):
-    import optsearch.engine.driver as driver
+    import optsearch.engine.config as config
 
     strategy = Scripted()
-    monkeypatch.setattr(driver, "make_strategy", lambda *a, **k: strategy)
+    monkeypatch.setattr(config, "make_strategy", lambda *a, **k: strategy)
     result = search(objective=lambda rule: 0.5, strategy="scripted", budget=2, duplicate_penalty=0.25, batch=3,
                     max_samples=9)
     assert result.n_unique == 2 and {t.reward for t in result.trials} == {0.5}

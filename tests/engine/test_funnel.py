@@ -19,22 +19,12 @@ from scipy import stats
 from optsearch.cli import main
 from optsearch.dsl import parse
 from optsearch.engine import Store, Trial, search
-from optsearch.engine.driver import SearchConfig
-from optsearch.engine.funnel import (
-    PROXY,
-    TRANSFER,
-    Entry,
-    FunnelResult,
-    TaskTable,
-    compare,
-    funnel,
-    holm,
-    paired_p,
-    spearman,
-    tuned_scores,
-    verdict,
-)
+from optsearch.engine.config import SearchConfig
+from optsearch.engine.funnel_analysis import Entry, FunnelResult, TaskTable, compare, tuned_scores
+from optsearch.engine.funnel_plan import PROXY, TRANSFER
+from optsearch.engine.funnel_run import funnel
 from optsearch.engine.reaper import descendants
+from optsearch.engine.stats import holm, paired_p, spearman, verdict
 from optsearch.engine.store import StoredEvaluation
 from optsearch.tasks import Evaluation, LrResult, Settings, Status
 

@@ -91,7 +91,8 @@ def funnel_best() -> str:
 def make_funnel_db(path: Path) -> Path:
     """`make_search_db` plus a complete synthetic funnel: 4 candidates × 4 seeds on mnist1d, 2 finalists × 3 seeds
     on digits, the four baselines; BEST scores 0.1 above the rest on every seed, the others are noise."""
-    from optsearch.engine.funnel import PROXY, FunnelConfig, analyze, make_plan
+    from optsearch.engine.funnel_analysis import analyze
+    from optsearch.engine.funnel_plan import PROXY, FunnelConfig, make_plan
     from optsearch.engine.store import StoredEvaluation
     from optsearch.tasks import Evaluation, LrResult, Settings
 

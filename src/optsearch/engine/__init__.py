@@ -1,17 +1,11 @@
 """The search driver: strategies ask, the evaluator scores, the SQLite store remembers; then the funnel re-scores."""
 
-from optsearch.engine.driver import (
-    ConfigMismatch,
-    Progress,
-    Schedule,
-    SearchConfig,
-    SearchExists,
-    SearchLoop,
-    SearchResult,
-    search,
-)
+from optsearch.engine.config import Schedule, SearchConfig
+from optsearch.engine.driver import ConfigMismatch, SearchExists, SearchResult, search
 from optsearch.engine.executors import EvalJob, InlineExecutor, ProcessExecutor, make_executor
-from optsearch.engine.funnel import FunnelResult, funnel
+from optsearch.engine.funnel_analysis import FunnelResult
+from optsearch.engine.funnel_run import funnel
+from optsearch.engine.loop import Progress, SearchLoop
 from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, StoredEvaluation, Trial
 
 __all__ = [

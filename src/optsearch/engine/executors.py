@@ -110,8 +110,7 @@ class ProcessExecutor:
     """
 
     def __init__(self, workers: int = 2):
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+        check_positive_int("workers", workers)
         self.workers = workers
         self.pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
                                            initargs=(os.getpid(),))

@@ -3,7 +3,7 @@
 Every evaluated rule is a row of `trials` (one per fingerprint); every rule a strategy sampled is a row
 of `samples` (duplicates and rejections included: the controller's learning curve needs them);
 `meta` holds the search config; `checkpoints` the strategy state, as bytes that load without pickle.
-`evaluations` holds the funnel's results (see `engine.funnel`): one row per rule, stage, task, seed and settings.
+`evaluations` holds the funnel's results (see `engine.funnel_run`): one row per rule, stage, task, seed and settings.
 Each write commits at once, so a killed search or funnel loses nothing that had finished. Stores written before a
 table existed stay readable: a missing `evaluations` table reads as empty.
 """

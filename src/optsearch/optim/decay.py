@@ -18,8 +18,7 @@ def _check_periods(periods: float, zero_after: float | None) -> None:
 
 
 def _clipped(step: float, total_steps: int) -> float:
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step!r}")
+    checks.non_negative("step", step)
     return min(step, total_steps)
 
 

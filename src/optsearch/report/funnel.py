@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 
-from optsearch.engine.funnel import (
+from optsearch.engine.funnel_analysis import FunnelResult, TaskTable
+from optsearch.engine.funnel_plan import PROXY
+from optsearch.engine.funnel_text import (
     ENTRY_HEADERS,
     PREDICTION_HEADERS,
-    PROXY,
     STANDING_HEADERS,
-    FunnelResult,
-    TaskTable,
     entry_texts,
     explanation,
     prediction_texts,

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from optsearch.dsl import RuleError, parse
-from optsearch.engine.funnel import load_funnel
+from optsearch.engine.funnel_analysis import load_funnel
 from optsearch.engine.store import BASELINE, Sample, Store, Trial
 from optsearch.report import plots
 from optsearch.report.formula import latex_png

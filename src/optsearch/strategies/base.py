@@ -18,6 +18,7 @@ import torch
 
 from optsearch.dsl import Rule
 from optsearch.strategies.space import TokenSpace
+from optsearch.validate import is_whole, refuse
 
 Tokens = tuple[str, ...]
 
@@ -33,8 +34,8 @@ class Strategy(ABC):
 
     def ask(self, n: int) -> list[Rule]:
         """Propose n rules; their `tokens` are the exact strings the strategy drew."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        if not (is_whole(n) and n >= 0):
+            refuse("n", n, "a whole number >= 0")
         return [Rule.from_tokens(tokens) for tokens in self._ask(n)]
 
     def tell(self, rules: Sequence[Rule], rewards: Sequence[float]) -> None:
@@ -51,7 +52,7 @@ class Strategy(ABC):
             tokens.append(fitted)
         values = [float(r) for r in rewards]
         if not all(math.isfinite(r) for r in values):
-            raise ValueError(f"rewards must be finite, got {values}")
+            refuse("rewards", values, "finite numbers")
         self._tell(tokens, values)
 
     @abstractmethod

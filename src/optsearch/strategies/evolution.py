@@ -18,6 +18,7 @@ import torch
 from optsearch.dsl import Rule, parse
 from optsearch.strategies.base import Strategy, Tokens
 from optsearch.strategies.space import GROUP_SIZE
+from optsearch.validate import check_int_in, check_positive_int, is_real, refuse
 
 
 @dataclass
@@ -39,10 +40,10 @@ class Evolution(Strategy):
                  sample_size: int = 16, group_mutation_prob: float = 0.2,
                  warm_start: Sequence[Rule | str] = ()):
         super().__init__(groups=groups, seed=seed, decays=decays)
-        if not 1 <= sample_size <= population_size:
-            raise ValueError(f"need 1 <= sample_size <= population_size, got {sample_size} and {population_size}")
-        if not 0.0 <= group_mutation_prob <= 1.0:
-            raise ValueError(f"group_mutation_prob must be in [0, 1], got {group_mutation_prob}")
+        check_positive_int("population_size", population_size)
+        check_int_in("sample_size", sample_size, 1, population_size)
+        if not (is_real(group_mutation_prob) and 0.0 <= group_mutation_prob <= 1.0):
+            refuse("group_mutation_prob", group_mutation_prob, "a number in [0, 1]")
         self.population_size, self.sample_size = population_size, sample_size
         self.group_mutation_prob = group_mutation_prob
         self.initial = self._fit_all(warm_start)[:population_size]

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from optsearch.strategies.base import Strategy, Tokens
 from optsearch.strategies.controller import Controller
+from optsearch.validate import check_positive_int, is_real, refuse
 
 
 @dataclass
@@ -41,10 +42,9 @@ class Reinforce(Strategy):
                  init_range: float = 0.08, lr: float = 2e-3, update_every: int = 20,
                  entropy_weight: float = 0.0015, baseline_decay: float = 0.9):
         super().__init__(groups=groups, seed=seed, decays=decays)
-        if update_every < 1:
-            raise ValueError(f"update_every must be >= 1, got {update_every}")
-        if not 0.0 <= baseline_decay < 1.0:
-            raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
+        check_positive_int("update_every", update_every)
+        if not (is_real(baseline_decay) and 0.0 <= baseline_decay < 1.0):
+            refuse("baseline_decay", baseline_decay, "a number in [0, 1)")
         self.update_every, self.entropy_weight, self.baseline_decay = update_every, entropy_weight, baseline_decay
         self.controller = Controller(self.space, hidden, init_range, self.generator)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
@@ -118,10 +118,9 @@ class PPO(Reinforce):
 
     def __init__(self, *, clip: float = 0.2, epochs: int = 4, **options: Any):
         super().__init__(**options)
-        if clip <= 0:
-            raise ValueError(f"clip must be > 0, got {clip}")
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if not (is_real(clip) and clip > 0):
+            refuse("clip", clip, "a finite number > 0")
+        check_positive_int("epochs", epochs)
         self.clip, self.epochs = clip, epochs
 
     def _objective(self, logp: Tensor, old_logp: Tensor, advantage: Tensor) -> Tensor:

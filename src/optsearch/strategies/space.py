@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from optsearch.dsl import vocab
+from optsearch.validate import check_positive_int
 
 GROUP_SIZE = len(vocab.SLOT_KINDS)
 
@@ -20,8 +21,7 @@ class TokenSpace:
     """Rule strings of exactly `groups` groups, with or without the decay operands."""
 
     def __init__(self, groups: int, decays: bool = False):
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        check_positive_int("groups", groups)
         self.groups, self.decays = groups, decays
         self.slots: tuple[tuple[str, ...], ...] = tuple(
             tuple(self._slot_choices(k, kind)) for k in range(groups) for kind in vocab.SLOT_KINDS

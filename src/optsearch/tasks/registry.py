@@ -28,15 +28,11 @@ from optsearch.tasks.data import DataError, Splits
 from optsearch.tasks.metrics import Metric, get_metric
 from optsearch.tasks.models import MLP, CharLSTM, ConvNet, ResNet
 from optsearch.tasks.precision import fast_bf16  # noqa: F401  (its old home; kept importable here)
+from optsearch.validate import check_positive_int
 
 
 class TaskError(ValueError):
     """A task name or spec that does not resolve, or a Task built with bad fields; the message says what is allowed."""
-
-
-def _positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise TaskError(f"{name}: got {value!r}; allowed: a whole number >= 1")
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ class Task:
             raise TaskError(f"task name: got {self.name!r}; allowed: a non-empty name without ':' or outer spaces")
         get_metric(self.metric)
         for key in ("steps", "batch_size", "epochs", "benchmark_batch_size"):
-            _positive(key, getattr(self, key))
+            check_positive_int(key, getattr(self, key), TaskError)
         if isinstance(self.model, MLP) and self.metric != "accuracy":
             raise TaskError(f"task {self.name}: a stacked MLP is scored by accuracy, got metric {self.metric!r}")
 

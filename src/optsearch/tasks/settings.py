@@ -6,7 +6,6 @@ fails at once) through the search driver and its executors to the worker that ca
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import torch
 
+from optsearch import validate
 from optsearch.tasks.registry import DEFAULT_TASK
 
 PAPER_LRS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -85,7 +85,7 @@ class Settings:
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("fidelity", self.fidelity, FIDELITIES)
         if not isinstance(self.extend_lrs, bool):
-            raise SettingsError(f"extend_lrs: got {self.extend_lrs!r}; allowed: true or false")
+            validate.refuse("extend_lrs", self.extend_lrs, "true or false", SettingsError)
 
     @property
     def all_seeds(self) -> tuple[int, ...]:
@@ -141,41 +141,33 @@ class Settings:
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SettingsError(f"{name}: got {value!r}; allowed: a whole number >= 1")
-    return value
+    return validate.check_positive_int(name, value, SettingsError)
 
 
 def check_int_in(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SettingsError(f"{name}: got {value!r}; allowed: a whole number from {low} to {high}")
-    return value
+    return validate.check_int_in(name, value, low, high, SettingsError)
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise SettingsError(f"{name}: got {value!r}; allowed: {', '.join(allowed)}")
-    return value
+    return validate.check_choice(name, value, allowed, SettingsError)
 
 
 def check_lrs(lrs: Sequence[float]) -> tuple[float, ...]:
     """A non-empty grid of finite positive learning rates, as floats (order kept, duplicates dropped)."""
     values = tuple(lrs) if isinstance(lrs, Sequence) and not isinstance(lrs, str) else None
-    if not values or not all(isinstance(lr, int | float) and not isinstance(lr, bool) and math.isfinite(lr)
-                             and lr > 0 for lr in values):
-        raise SettingsError(f"lrs: got {lrs!r}; allowed: a non-empty list of finite numbers > 0")
+    if not values or not all(validate.is_real(lr) and lr > 0 for lr in values):
+        validate.refuse("lrs", lrs, "a non-empty list of finite numbers > 0", SettingsError)
     return tuple(dict.fromkeys(float(lr) for lr in values))
 
 
 def check_seeds(seeds: Any, first: int = 0) -> tuple[int, ...] | None:
     """A non-empty tuple of distinct seeds, each a whole number from 0 to MAX_SEED; a count N stands for the N seeds
     from `first` (None for 1: just `first`)."""
-    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+    if validate.is_whole(seeds) and seeds >= 1:
         return None if seeds == 1 else check_seeds(range(first, first + seeds))
     values = tuple(seeds) if isinstance(seeds, Sequence) and not isinstance(seeds, str) else ()
     if not values or len(set(values)) != len(values):
-        raise SettingsError(f"seeds: got {seeds!r}; allowed: a count >= 1 or a non-empty list of distinct whole "
-                            "numbers")
+        validate.refuse("seeds", seeds, "a count >= 1 or a non-empty list of distinct whole numbers", SettingsError)
     for seed in values:
         check_int_in("seeds", seed, 0, MAX_SEED)
     return values
@@ -189,5 +181,5 @@ def check_device_name(device: Any) -> str:
     except (RuntimeError, ValueError):
         parsed = None
     if parsed is None or parsed.type not in DEVICE_TYPES:
-        raise SettingsError(f"device: got {text!r}; allowed: cpu, cuda, cuda:N, mps")
+        validate.refuse("device", text, "cpu, cuda, cuda:N, mps", SettingsError)
     return str(parsed)

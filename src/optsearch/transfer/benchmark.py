@@ -20,6 +20,7 @@ from optsearch.tasks.precision import fast_bf16
 from optsearch.tasks.registry import Task, get_task, load_splits
 from optsearch.transfer.results import BenchmarkResult, Stat
 from optsearch.transfer.train import Budget, OptimizerFactory, train_run
+from optsearch.validate import check_positive_int, is_real, refuse
 
 DEFAULT_LRS = tuple(float(10.0**k) for k in range(-5, 2))
 """Seven log-spaced learning rates, 1e-5 .. 10, as the paper's grid: wide enough for SGD, Adam and the sign rules."""
@@ -42,10 +43,9 @@ def run_benchmark(optimizers: Sequence[str], task: str | Task, epochs: int | Non
     spec = get_task(task)
     if not optimizers:
         raise ValueError("give at least one optimizer (a zoo name such as adam, or rule text)")
-    if seeds < 1:
-        raise ValueError(f"seeds must be at least 1, got {seeds}")
-    if not 0.0 < data_fraction <= 1.0:
-        raise ValueError(f"data_fraction must be in (0, 1], got {data_fraction}")
+    check_positive_int("seeds", seeds)
+    if not (is_real(data_fraction) and 0.0 < data_fraction <= 1.0):
+        refuse("data_fraction", data_fraction, "a number in (0, 1]")
     for name in optimizers:  # fail on a bad name now, not after hours of training
         make_optimizer(name, [torch.zeros(1, requires_grad=True)], lr=0.1, total_steps=1)
     bf16 = fast_bf16("cpu") if bf16 is None else bf16

@@ -1,0 +1,51 @@
+"""The funnel's tables as text rows, shared by the command line and the report."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from optsearch.engine.funnel_analysis import Entry, FunnelResult, Prediction, Standing
+from optsearch.engine.stats import ALPHA
+
+ENTRY_HEADERS = ("#", "rule", "lr", "mean ± sem", "gap", "p", "p (Holm)", "verdict", "seeds")
+STANDING_HEADERS = ("#", "rule", "mean rank", "beats / ties / loses")
+PREDICTION_HEADERS = ("held-out task", "finalists", "Spearman with stage 1", "Spearman with stage 2")
+
+
+def entry_texts(rank: int, entry: Entry) -> list[str]:
+    """A table row for `entry`, as ENTRY_HEADERS (the rule cell is the rule text, or a baseline's name and text)."""
+    name = entry.rule if entry.baseline in (None, entry.rule) else f"{entry.baseline} ({entry.rule})"
+    return [str(rank), name, "—" if entry.lr is None else f"{entry.lr:g}",
+            "—" if math.isnan(entry.mean) else f"{entry.mean:.4f} ± {_num(entry.sem, '.4f')}",
+            _num(entry.gap, "+.4f"), _num(entry.p, ".3g"), _num(entry.p_adjusted, ".3g"), entry.verdict,
+            str(len(entry.scores))]
+
+
+def standing_texts(rank: int, s: Standing, tasks: Sequence[str]) -> list[str]:
+    """A leaderboard row, as STANDING_HEADERS followed by the gap on each of `tasks`."""
+    tally = "—" if s.baseline else f"{s.count('beats')} / {s.count('ties')} / {s.count('loses')}"
+    return [str(rank), s.name + (" (baseline)" if s.baseline else ""), f"{s.mean_rank:.2f}", tally,
+            *(_num(s.gaps.get(task, math.nan), "+.4f") for task in tasks)]
+
+
+def prediction_texts(p: Prediction) -> list[str]:
+    """A row of PREDICTION_HEADERS."""
+    return [p.task, str(p.rules), _num(p.stage1, "+.2f"), _num(p.stage2, "+.2f")]
+
+
+def explanation(result: FunnelResult) -> str:
+    """How to read the tables, with the limits of the test at this many seeds."""
+    n = min((len(t.seeds) for t in [result.proxy, *result.transfer]), default=0)
+    return (f"Each rule's learning rate is tuned per task on the validation split (best mean over the seeds); "
+            "the score is the test score at that rate (reward scale: higher is better), mean ± standard error "
+            "over seeds. gap = mean − the best baseline's mean. p: two-sided paired "
+            f"t-test against the best baseline over the same seeds (same initialization and minibatches), Holm-"
+            f"adjusted over the found rules of the task; beats / loses when the adjusted p < {ALPHA} (by the "
+            f"gap's sign), else ties. With {n} seeds the test has {n - 1} degree(s) of freedom and assumes roughly "
+            "normal differences: only large, consistent gaps reach significance, and 'ties' means 'not shown to "
+            "differ', not 'equal'.")
+
+
+def _num(value: float, spec: str) -> str:
+    return "—" if value is None or math.isnan(value) else format(value, spec)
