@@ -14,6 +14,7 @@ from typing import overload
 
 import torch
 
+from optsearch import validate
 from optsearch.dsl import Rule
 from optsearch.optim.zoo import resolve
 from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_sequential, train_stacked
@@ -71,9 +72,9 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAUL
     single = isinstance(rules, str | Rule)
     items = [rules] if single else check_rules(rules)
     if progress is not None and not callable(progress):
-        raise SettingsError(f"progress: got {type(progress).__name__}; allowed: a function (done, total) or None")
+        validate.refuse("progress", progress, "a function (done, total) or None", SettingsError)
     if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
-        raise SettingsError(f"data_dir: got {type(data_dir).__name__}; allowed: a folder or file path, or None")
+        validate.refuse("data_dir", data_dir, "a folder or file path, or None", SettingsError)
     settings = Settings(task, PAPER_LRS if lrs is None else lrs, steps, batch_size, seed, str(device),
                         None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs, seeds)
     out = evaluate_settings(items, settings, progress)
@@ -83,14 +84,12 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAUL
 def check_rules(rules: object) -> list[str | Rule]:
     """A non-empty list of rules (Rule, rule text or zoo name); text that does not parse is left for `evaluate`
     to report as an `invalid` evaluation, so one bad rule never stops the others."""
-    allowed = "allowed: a rule (a Rule, rule text or a zoo name such as 'adam') or a non-empty list of them"
-    if not isinstance(rules, Sequence) or isinstance(rules, bytes):
-        raise SettingsError(f"rules: got {type(rules).__name__}; {allowed}")
-    if not rules:
-        raise SettingsError(f"rules: got an empty {type(rules).__name__}; {allowed}")
+    allowed = "a rule (a Rule, rule text or a zoo name such as 'adam') or a non-empty list of them"
+    if not isinstance(rules, Sequence) or isinstance(rules, bytes) or not rules:
+        validate.refuse("rules", rules, allowed, SettingsError)
     for k, rule in enumerate(rules):
         if not isinstance(rule, str | Rule):
-            raise SettingsError(f"rules[{k}]: got {type(rule).__name__}; {allowed}")
+            validate.refuse(f"rules[{k}]", rule, allowed, SettingsError)
     return list(rules)
 
 
