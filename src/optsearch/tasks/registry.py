@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -209,29 +209,30 @@ def _import_task(spec: str) -> Task:
     """Import the spec's file or module and call its function. A file's folder is on sys.path meanwhile (as for a
     script run by python), so the file can import its sibling modules; workers import the spec the same way."""
     target, _, function = spec.rpartition(":")
-    if _is_file(target):
-        path = Path(target)
-        if not path.is_file():
-            raise TaskError(f"task spec {spec!r}: file {path} not found")
-        name = f"optsearch_user_task_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module  # so pickling and dataclasses in the file work
-        with _on_path(path.parent):
-            try:
-                _run(spec, f"importing {path}", module_spec.loader.exec_module, module)
-            except TaskError:
-                del sys.modules[name]
-                raise
-            make = _function(spec, module, target, function)
-            task = _run(spec, f"{function}()", make)
-    else:
-        module = _run(spec, f"importing {target}", importlib.import_module, target)
+    path = Path(target) if _is_file(target) else None
+    with nullcontext() if path is None else _on_path(path.parent):
+        module = _run(spec, f"importing {target}", importlib.import_module, target) if path is None else (
+            _import_file(spec, path))
         task = _run(spec, f"{function}()", _function(spec, module, target, function))
     if not isinstance(task, Task):
         raise TaskError(f"task spec {spec!r}: {function}() returned {type(task).__name__}, not an optsearch Task "
                         "(build one with optsearch.Task.from_tensors)")
     return task
+
+
+def _import_file(spec: str, path: Path) -> ModuleType:
+    if not path.is_file():
+        raise TaskError(f"task spec {spec!r}: file {path} not found")
+    name = f"optsearch_user_task_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # so pickling and dataclasses in the file work
+    try:
+        _run(spec, f"importing {path}", module_spec.loader.exec_module, module)
+    except TaskError:
+        del sys.modules[name]
+        raise
+    return module
 
 
 @contextmanager
