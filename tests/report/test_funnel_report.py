@@ -36,3 +36,14 @@ def test_a_funnel_stopped_before_its_first_result_still_reports(funnel_db, tmp_p
     proxy = md.split("## Funnel: mnist1d (stage 2, the search's own task)")[1].split("##")[0]
     assert proxy.count("| incomplete | 0 |") == 8  # every rule listed, none scored yet
     assert "Spearman ρ between them: n/a" in md
+
+
+def test_a_half_done_funnel_says_how_many_results_of_how_many_and_gives_no_final_verdict(funnel_db, tmp_path):
+    with sqlite3.connect(funnel_db) as db:  # adam's last proxy seed is missing, as after a kill
+        db.execute("DELETE FROM evaluations WHERE stage = 'proxy' AND rule = 'adam' AND seed = "
+                   "(SELECT MAX(seed) FROM evaluations WHERE stage = 'proxy')")
+    md = (write_report(funnel_db, tmp_path / "rep").parent / "report.md").read_text()
+    proxy = md.split("## Funnel: mnist1d (stage 2, the search's own task)")[1].split("##")[0]
+    assert "over 4 seeds (1, 2, 3, 4); incomplete: 31 of 32 results." in proxy
+    assert not re.search(r"\| (beats|ties|loses) \|", proxy) and "| incomplete |" in proxy
+    assert "The funnel is incomplete: 49 of 50 results are stored, so every verdict waits for the rest" in md

@@ -17,7 +17,7 @@ from optsearch.dsl import Rule
 from optsearch.engine.funnel_plan import META_KEY, Plan, Stage
 from optsearch.engine.stats import holm, paired_p, spearman, verdict
 from optsearch.engine.store import Store, StoredEvaluation
-from optsearch.tasks.results import Evaluation, Status
+from optsearch.tasks.results import BROKEN, Evaluation, Status
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Entry:
     gap: float = math.nan
     p: float = math.nan
     p_adjusted: float = math.nan
-    verdict: str = ""  # beats | ties | loses (found rules); best baseline | baseline; incomplete
+    verdict: str = ""  # beats | ties | loses (found rules); best baseline | baseline; incomplete | invalid
 
     @property
     def name(self) -> str:
@@ -60,6 +60,16 @@ class TaskTable:
     task: str
     seeds: tuple[int, ...]
     entries: list[Entry]
+    problem: str | None = None  # why the task cannot rank anything (its baselines never trained); None if it can
+
+    @property
+    def results(self) -> int:
+        """The results stored for this table's entries (a failed one is retried, so it does not count)."""
+        return sum(len(e.scores) for e in self.entries)
+
+    @property
+    def expected(self) -> int:
+        return len(self.entries) * len(self.seeds)
 
     @property
     def best_baseline(self) -> Entry | None:
@@ -95,6 +105,19 @@ class FunnelResult:
     computed: int = 0  # results trained by this call
     reused: int = 0  # results found in the db
     stopped: str = "done"  # done | interrupted
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(results stored, results planned): the transfer stages plan their finalists before stage 2 picks them."""
+        plan = self.plan
+        finalists = len(plan.baselines) + min(plan.config.finalists, len(plan.candidates))
+        planned = self.proxy.expected + sum(finalists * len(t.seeds) for t in self.transfer)
+        return sum(t.results for t in [self.proxy, *self.transfer]), planned
+
+    @property
+    def complete(self) -> bool:
+        done, planned = self.progress
+        return done == planned
 
     @property
     def winners_curse(self) -> tuple[list[tuple[Entry, float]], float]:
@@ -146,16 +169,27 @@ def finalists_of(proxy: TaskTable, m: int) -> list[Rule]:
 
 
 def _table(stage: Stage, rules: Sequence[tuple[Rule, str | None]], index: Mapping[tuple, Evaluation]) -> TaskTable:
-    entries = []
+    entries, baseline_rows = [], []
     for rule, name in rules:
-        evals = {seed: index[key] for seed in stage.seeds
-                 if (key := stage.row_key(rule, seed)) in index
-                 and index[key].status != Status.FAILED}
-        lr, scores = tuned_scores(evals)
+        rows = {seed: index[key] for seed in stage.seeds if (key := stage.row_key(rule, seed)) in index}
+        if name is not None:
+            baseline_rows += rows.values()
+        lr, scores = tuned_scores({seed: ev for seed, ev in rows.items() if ev.status != Status.FAILED})
         entries.append(Entry(str(rule), rule.fingerprint, rule.tokens, name, lr, scores))
-    compare(entries)
+    problem = broken(baseline_rows)
+    compare(entries, len(stage.seeds), problem)
     entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
-    return TaskTable(stage.name, stage.task, stage.seeds, entries)
+    return TaskTable(stage.name, stage.task, stage.seeds, entries, problem)
+
+
+def broken(baseline_rows: Sequence[Evaluation]) -> str | None:
+    """Why a task cannot rank rules: every stored result of every baseline is invalid or failed (the task, or its
+    workers, cannot train); None when some baseline trained or none has a result yet."""
+    if not baseline_rows or any(ev.status not in BROKEN for ev in baseline_rows):
+        return None
+    ev = baseline_rows[0]
+    reason = (ev.reason or "no reason given").splitlines()[0]
+    return f"every baseline came back invalid or failed ({ev.rule}: {ev.status}: {reason})"
 
 
 def tuned_scores(evals: Mapping[int, Evaluation]) -> tuple[float | None, dict[int, float]]:
@@ -170,14 +204,18 @@ def tuned_scores(evals: Mapping[int, Evaluation]) -> tuple[float | None, dict[in
     return best, {seed: (r[best].test_acc if best in r else 0.0) for seed, r in zip(evals, by_lr, strict=True)}
 
 
-def compare(entries: Sequence[Entry]) -> None:
+def compare(entries: Sequence[Entry], seeds: int | None = None, problem: str | None = None) -> None:
     """Fill in each entry's gap to the best baseline (by mean), the found rules' paired p-values, Holm-adjusted
-    over them, and the verdicts."""
+    over them, and the verdicts. On a task with a `problem` every verdict is "invalid"; while an entry has fewer
+    than `seeds` scores (None: as many as the others), the found rules' numbers are provisional and their verdict
+    is "incomplete"."""
     baselines = [e for e in entries if e.baseline is not None and e.scores]
-    if not baselines:
+    if problem is not None or not baselines:
         for e in entries:
-            e.verdict = "incomplete"
+            e.verdict = "invalid" if problem is not None else "incomplete"
         return
+    seeds = max(len(e.scores) for e in entries) if seeds is None else seeds
+    complete = all(len(e.scores) == seeds for e in entries)
     best = max(baselines, key=lambda e: e.mean)
     for e in entries:
         e.gap = e.mean - best.mean
@@ -188,14 +226,14 @@ def compare(entries: Sequence[Entry]) -> None:
     found = [e for e in entries if e.baseline is None]
     for e, adjusted in zip(found, holm([e.p for e in found]), strict=True):
         e.p_adjusted = adjusted
-        e.verdict = verdict(e.gap, adjusted)
+        e.verdict = verdict(e.gap, adjusted) if complete else "incomplete"
 
 
 def leaderboard(tables: Sequence[TaskTable]) -> list[Standing]:
     """Rules and baselines by mean rank over the held-out tasks (ranks, unlike scores, compare across metrics)."""
     ranks: dict[str, list[float]] = {}
     standings: dict[str, Standing] = {}
-    for table in tables:
+    for table in [t for t in tables if t.problem is None]:
         scored = [e for e in table.entries if e.scores]
         for e, rank in zip(scored, stats.rankdata([-e.mean for e in scored]), strict=True):
             ranks.setdefault(e.fingerprint, []).append(float(rank))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from optsearch.engine.funnel_analysis import Entry, FunnelResult, Prediction, Standing
+from optsearch.engine.funnel_analysis import Entry, FunnelResult, Prediction, Standing, TaskTable
 from optsearch.engine.stats import ALPHA
 
 ENTRY_HEADERS = ("#", "rule", "lr", "mean ± sem", "gap", "p", "p (Holm)", "verdict", "seeds")
@@ -17,21 +17,39 @@ def entry_texts(rank: int, entry: Entry) -> list[str]:
     """A table row for `entry`, as ENTRY_HEADERS (the rule cell is the rule text, or a baseline's name and text)."""
     name = entry.rule if entry.baseline in (None, entry.rule) else f"{entry.baseline} ({entry.rule})"
     return [str(rank), name, "—" if entry.lr is None else f"{entry.lr:g}",
-            "—" if math.isnan(entry.mean) else f"{entry.mean:.4f} ± {_num(entry.sem, '.4f')}",
-            _num(entry.gap, "+.4f"), _num(entry.p, ".3g"), _num(entry.p_adjusted, ".3g"), entry.verdict,
-            str(len(entry.scores))]
+            "—" if math.isnan(entry.mean) else f"{entry.mean:.4f} ± {number_text(entry.sem, '.4f')}",
+            number_text(entry.gap, "+.4f"), number_text(entry.p, ".3g"), number_text(entry.p_adjusted, ".3g"),
+            entry.verdict, str(len(entry.scores))]
 
 
 def standing_texts(rank: int, s: Standing, tasks: Sequence[str]) -> list[str]:
     """A leaderboard row, as STANDING_HEADERS followed by the gap on each of `tasks`."""
     tally = "—" if s.baseline else f"{s.count('beats')} / {s.count('ties')} / {s.count('loses')}"
     return [str(rank), s.name + (" (baseline)" if s.baseline else ""), f"{s.mean_rank:.2f}", tally,
-            *(_num(s.gaps.get(task, math.nan), "+.4f") for task in tasks)]
+            *(number_text(s.gaps.get(task, math.nan), "+.4f") for task in tasks)]
 
 
 def prediction_texts(p: Prediction) -> list[str]:
     """A row of PREDICTION_HEADERS."""
-    return [p.task, str(p.rules), _num(p.stage1, "+.2f"), _num(p.stage2, "+.2f")]
+    return [p.task, str(p.rules), number_text(p.stage1, "+.2f"), number_text(p.stage2, "+.2f")]
+
+
+def table_state(table: TaskTable) -> str | None:
+    """Why a task's verdicts are not final ("invalid: …", "incomplete: R of N results"), or None when they are."""
+    if table.problem is not None:
+        return f"invalid: {table.problem}"
+    if table.results < table.expected:
+        return f"incomplete: {table.results} of {table.expected} results"
+    return None
+
+
+def progress_text(result: FunnelResult) -> str | None:
+    """A line saying the funnel is not finished (how many results of how many), or None when it is."""
+    done, planned = result.progress
+    if done >= planned:
+        return None
+    return (f"The funnel is incomplete: {done} of {planned} results are stored, so every verdict waits for the rest; "
+            "run the funnel again to finish it.")
 
 
 def explanation(result: FunnelResult) -> str:
@@ -47,5 +65,6 @@ def explanation(result: FunnelResult) -> str:
             "differ', not 'equal'.")
 
 
-def _num(value: float, spec: str) -> str:
+def number_text(value: float | None, spec: str) -> str:
+    """`value` formatted by `spec`, or "—" where there is none (None or NaN), as every funnel table prints it."""
     return "—" if value is None or math.isnan(value) else format(value, spec)

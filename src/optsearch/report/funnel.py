@@ -13,7 +13,9 @@ from optsearch.engine.funnel_text import (
     entry_texts,
     explanation,
     prediction_texts,
+    progress_text,
     standing_texts,
+    table_state,
 )
 from optsearch.report import plots
 from optsearch.report.page import Cell, Code, Image, Section, Table
@@ -30,7 +32,9 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
         f"over {len(result.proxy.seeds)} fresh seeds (± standard error). Spearman ρ between them: "
         + ("n/a (fewer than 3 rules)" if math.isnan(rho) else f"{rho:.2f}")
         + ". A search picks its winners on one noisy reward, so they regress toward the mean on fresh seeds.")
-    sections = [Section("Funnel: stage 1 vs stage 2 (the winner's curse)", [image])]
+    unfinished = progress_text(result)
+    sections = [Section("Funnel: stage 1 vs stage 2 (the winner's curse)", [*([unfinished] if unfinished else []),
+                                                                             image])]
     sections += [_task_section(table) for table in [result.proxy, *result.transfer]]
     tasks = [t.task for t in result.transfer]
     rows: list[list[Cell]] = [_code_rule(standing_texts(rank, s, tasks))
@@ -49,9 +53,11 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
 def _task_section(table: TaskTable) -> Section:
     stage = "stage 2, the search's own task" if table.stage == PROXY else "stage 3, held out"
     rows: list[list[Cell]] = [_code_rule(entry_texts(rank, e)) for rank, e in enumerate(table.entries, 1)]
+    state = table_state(table)
     return Section(f"Funnel: {table.task} ({stage})", [
         f"{len(table.found)} found rules and {len(table.entries) - len(table.found)} baselines over "
-        f"{len(table.seeds)} seeds ({', '.join(map(str, table.seeds))}).", Table(list(ENTRY_HEADERS), rows)])
+        f"{len(table.seeds)} seeds ({', '.join(map(str, table.seeds))})" + (f"; {state}." if state else "."),
+        Table(list(ENTRY_HEADERS), rows)])
 
 
 def _code_rule(texts: list[str]) -> list[Cell]:
