@@ -57,7 +57,7 @@ def test_an_unreachable_address_is_one_line_exit_2_within_seconds_and_writes_not
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr == (f"optsearch: error: address: no Ray cluster answers at {address}: Connection refused "
                            f"(waited up to {CONNECT_TIMEOUT_S:g} s); allowed: the HOST:PORT of a running Ray "
-                           "cluster's head (`ray start --head` prints it), or auto\n")
+                           "cluster's head (`ray start --head` prints it), or auto for one started on this machine\n")
     assert elapsed < 90  # Python, torch and Ray starting on a busy 2-core machine (measured ~16 s); ray.init: minutes
     assert written(tmp_path) == before
 

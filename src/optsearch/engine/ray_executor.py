@@ -38,7 +38,8 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     ray.init would connect to (Ray resolves "auto" and, as ray.init does, 127.0.0.1 to this machine's address).
     A Ray Client address (ray://HOST:PORT) is probed as given."""
     ray = _ray()
-    allowed = "allowed: the HOST:PORT of a running Ray cluster's head (`ray start --head` prints it), or auto"
+    allowed = ("allowed: the HOST:PORT of a running Ray cluster's head (`ray start --head` prints it), or auto for "
+               "one started on this machine")
     try:
         target = address.removeprefix("ray://") if address.startswith("ray://") else (
             ray._private.services.canonicalize_bootstrap_address(address))  # noqa: SLF001 - ray.init's own resolution
