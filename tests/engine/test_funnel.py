@@ -24,7 +24,6 @@ from optsearch.engine.funnel_analysis import (
     Entry,
     FunnelResult,
     TaskTable,
-    broken,
     compare,
     load_funnel,
     tuned_scores,
@@ -36,6 +35,7 @@ from optsearch.engine.reaper import descendants
 from optsearch.engine.stats import holm, paired_p, spearman, verdict
 from optsearch.engine.store import StoredEvaluation
 from optsearch.tasks import Evaluation, LrResult, Settings, Status
+from optsearch.tasks.results import baselines_broken
 
 DISCOVERY = Path(__file__).parents[2] / "docs" / "discovery"
 TINY = ["--top", "3", "--seeds", "2", "--finalists", "2", "--tasks", "digits", "--transfer-seeds", "2",
@@ -97,9 +97,9 @@ def test_a_rule_or_baseline_missing_a_seed_leaves_every_verdict_incomplete_not_f
 def test_a_task_whose_baselines_never_trained_marks_every_entry_invalid_never_a_verdict():
     invalid = Evaluation("g", "digits", 0.0, Status.INVALID, "IndexError: Target 4 is out of bounds.\nmore")
     diverged = Evaluation("g", "digits", 0.0, Status.DIVERGED, "every learning rate diverged")
-    assert broken([invalid, invalid]) == ("every baseline came back invalid or failed (g: invalid: IndexError: "
-                                          "Target 4 is out of bounds.)")
-    assert broken([invalid, diverged]) is None and broken([]) is None
+    assert baselines_broken([invalid, invalid]) == ("every baseline came back invalid or failed (g: invalid: "
+                                                    "IndexError: Target 4 is out of bounds.)")
+    assert baselines_broken([invalid, diverged]) is None and baselines_broken([]) is None
     sgd, rule = _entry("g", [0.0, 0.0], "sgd"), _entry("m", [0.0, 0.0])
     compare([sgd, rule], seeds=2, problem="every baseline came back invalid or failed")
     assert (sgd.verdict, rule.verdict) == ("invalid", "invalid") and math.isnan(rule.p)
@@ -354,7 +354,7 @@ def test_jobs_finished_before_ctrl_c_are_stored_not_lost(db):
     assert result.progress == (kept, planned) and not result.complete
     assert progress_text(result) == (f"The funnel is incomplete: {kept} of {planned} results are stored, so every "
                                      "verdict waits for the rest; run the funnel again to finish it.")
-    assert table_state(result.proxy) is None  # stage 2 has all its rows; stage 3 none yet
-    assert [table_state(t) for t in result.transfer] == ["incomplete: 0 of 8 results"]
+    assert table_state(result.proxy) is None  # stage 2 has all its rows; stage 3 (2 finalists, 4 baselines) none
+    assert [table_state(t) for t in result.transfer] == ["incomplete: 0 of 12 results"]
     finished = funnel(db, **kw)
     assert finished.reused == kept and finished.complete and progress_text(finished) is None

@@ -17,7 +17,7 @@ from optsearch.dsl import Rule
 from optsearch.engine.funnel_plan import META_KEY, Plan, Stage
 from optsearch.engine.stats import holm, paired_p, spearman, verdict
 from optsearch.engine.store import Store, StoredEvaluation
-from optsearch.tasks.results import BROKEN, Evaluation, Status
+from optsearch.tasks.results import Evaluation, Status, baselines_broken
 
 
 @dataclass
@@ -176,20 +176,10 @@ def _table(stage: Stage, rules: Sequence[tuple[Rule, str | None]], index: Mappin
             baseline_rows += rows.values()
         lr, scores = tuned_scores({seed: ev for seed, ev in rows.items() if ev.status != Status.FAILED})
         entries.append(Entry(str(rule), rule.fingerprint, rule.tokens, name, lr, scores))
-    problem = broken(baseline_rows)
+    problem = baselines_broken(baseline_rows)
     compare(entries, len(stage.seeds), problem)
     entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
     return TaskTable(stage.name, stage.task, stage.seeds, entries, problem)
-
-
-def broken(baseline_rows: Sequence[Evaluation]) -> str | None:
-    """Why a task cannot rank rules: every stored result of every baseline is invalid or failed (the task, or its
-    workers, cannot train); None when some baseline trained or none has a result yet."""
-    if not baseline_rows or any(ev.status not in BROKEN for ev in baseline_rows):
-        return None
-    ev = baseline_rows[0]
-    reason = (ev.reason or "no reason given").splitlines()[0]
-    return f"every baseline came back invalid or failed ({ev.rule}: {ev.status}: {reason})"
 
 
 def tuned_scores(evals: Mapping[int, Evaluation]) -> tuple[float | None, dict[int, float]]:
