@@ -107,9 +107,8 @@ def settings_from_args(args: argparse.Namespace):
     """The child-task options (see `child_options`) as validated `Settings`: bad input fails here, before work."""
     from optsearch.tasks.settings import PAPER_LRS, Settings
 
-    seeds = None if args.seeds == 1 else tuple(range(args.seed, args.seed + args.seeds))
     return Settings(args.task, PAPER_LRS if args.lrs is None else tuple(args.lrs), args.steps, args.batch_size,
-                    args.seed, args.device, args.data_dir, args.precision, args.fidelity, args.extend_lrs, seeds)
+                    args.seed, args.device, args.data_dir, args.precision, args.fidelity, args.extend_lrs, args.seeds)
 
 
 def child_from_args(args: argparse.Namespace):
@@ -173,6 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if isinstance(settings, Suite):
         return _evaluate_suite(args, rules, settings)
     settings.check_device()
+    settings.check_data()
     scoring = get_task(settings.task).scoring
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -494,6 +494,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from optsearch.report import write_benchmark_report, write_report
+    from optsearch.report.page import check_report_folder
 
     args.db = args.db or args.db_opt
     if (args.db is None) == (args.benchmark is None):
@@ -504,6 +505,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for folder in args.benchmark or []:
         if not Path(folder).is_dir():
             raise UsageError(f"no benchmark directory at {folder}")
+    check_report_folder(args.out)
     page = (write_report(args.db, args.out, top=args.top) if args.db is not None
             else write_benchmark_report(args.benchmark, args.out))
     console.print(f"report written: {page} (and report.md beside it)")

@@ -207,22 +207,22 @@ def test_adam_clearly_beats_sgd_on_its_grid_and_a_rule_that_barely_moves_loses(t
     assert entries["g"].lr >= 1.0 and entries["clip(g, 1e-5)"].verdict == "loses", transfer
 
 
-FIVE_CLASSES = """
+WRONG_WIDTH = """
 import torch
 from torch import nn
 import optsearch
 
-def make_task():  # labels of 5 classes for a model with 2 outputs: nothing can train on it
+def make_task():  # sound data, but a model that takes 5 features where there are 4: nothing can train on it
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(60, 4, generator=g), torch.randint(0, 5, (60,), generator=g)
-    return optsearch.Task.from_tensors("five_classes", lambda: nn.Linear(4, 2), train=(x[:40], y[:40]),
+    x, y = torch.randn(60, 4, generator=g), torch.randint(0, 2, (60,), generator=g)
+    return optsearch.Task.from_tensors("wrong_width", lambda: nn.Linear(5, 2), train=(x[:40], y[:40]),
                                        val=(x[40:50], y[40:50]), test=(x[50:], y[50:]), steps=5, batch_size=8)
 """
 
 
 def test_a_held_out_task_that_trains_nothing_is_marked_invalid_never_a_tie(db, tmp_path, capsys):
-    task = tmp_path / "five_classes.py"
-    task.write_text(FIVE_CLASSES)
+    task = tmp_path / "wrong_width.py"
+    task.write_text(WRONG_WIDTH)
     args = ["funnel", str(db), "--top", "2", "--seeds", "2", "--finalists", "1", "--tasks", f"{task}:make_task",
             "--transfer-seeds", "2"]
     assert main(args) == 0

@@ -115,20 +115,21 @@ def test_ctrl_c_during_the_baselines_closes_the_executor_and_the_store(tmp_path,
     assert result.n_unique == 0
 
 
-def five_classes() -> Task:
-    """Labels of 5 classes for a model with 2 outputs: nothing, not even a baseline, can train on it."""
+def wrong_width() -> Task:
+    """Sound data, but a model that takes 5 features where there are 4: nothing, not even a baseline, can train on
+    it (broken data itself is refused when the task is loaded: tests/tasks/test_task_data.py)."""
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(60, 4, generator=g), torch.randint(0, 5, (60,), generator=g)
-    return Task.from_tensors("five_classes", lambda: nn.Linear(4, 2), train=(x[:40], y[:40]), val=(x[40:50], y[40:50]),
+    x, y = torch.randn(60, 4, generator=g), torch.randint(0, 2, (60,), generator=g)
+    return Task.from_tensors("wrong_width", lambda: nn.Linear(5, 2), train=(x[:40], y[:40]), val=(x[40:50], y[40:50]),
                              test=(x[50:], y[50:]), steps=5, batch_size=8)
 
 
 def test_a_task_that_trains_no_baseline_stops_the_search_naming_why_and_stores_nothing(tmp_path):
     db = tmp_path / "s.sqlite"
-    with pytest.raises(BrokenTask, match=r"^task five_classes: every baseline came back invalid or failed \(adam: "
-                       r"invalid: IndexError: Target \d is out of bounds.\), so the task \(or its workers\) is "
-                       r"broken, not the rules$"):
-        search(task=five_classes(), strategy="random", budget=5, db=db)
+    with pytest.raises(BrokenTask, match=r"^task wrong_width: every baseline came back invalid or failed \(adam: "
+                       r"invalid: RuntimeError: mat1 and mat2 shapes cannot be multiplied .*\), so the task \(or its "
+                       r"workers\) is broken, not the rules$"):
+        search(task=wrong_width(), strategy="random", budget=5, db=db)
     with Store(db) as store:
         assert store.count_trials(evaluated_only=False) == 0 and store.count_samples() == 0
 

@@ -62,7 +62,7 @@ def test_search_report_renders_in_chromium(search_db, tmp_path):
 
 
 def test_benchmark_report_renders_in_chromium(bench_dir, tmp_path):
-    check_page(write_benchmark_report(bench_dir, tmp_path / "bench"), tmp_path)
+    check_page(write_benchmark_report(bench_dir, tmp_path / "bench-report"), tmp_path)
 
 
 def test_funnel_report_renders_in_chromium(funnel_db, tmp_path):

@@ -1,4 +1,4 @@
-from optsearch.report.page import Code, Image, Page, Section, Table, to_html, to_markdown, write_page
+from optsearch.report.page import REPORT_MARK, Code, Image, Page, Section, Table, to_html, to_markdown, write_page
 
 PNG = b"\x89PNG\r\n\x1a\n fake"
 
@@ -25,5 +25,5 @@ def test_markdown_links_png_files_and_escapes_pipes_in_tables():
 def test_write_page_puts_html_markdown_and_pngs_in_the_folder(tmp_path):
     path = write_page(page(), tmp_path / "out")
     assert path == tmp_path / "out" / "index.html"
-    assert {p.name for p in path.parent.iterdir()} == {"index.html", "report.md", "p.png", "r.png"}
+    assert {p.name for p in path.parent.iterdir()} == {"index.html", "report.md", "p.png", "r.png", REPORT_MARK}
     assert (path.parent / "p.png").read_bytes() == PNG

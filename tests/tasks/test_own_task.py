@@ -83,7 +83,7 @@ def test_a_file_spec_is_imported_once_and_its_path_made_absolute(tmp_path, monke
     ("def other():\n    pass\n", "user_task.py:make_task", "has no function 'make_task'; it defines: other"),
     ("def make_task():\n    return 42\n", "user_task.py:make_task", "returned int, not an optsearch Task"),
     ("def make_task():\n    raise RuntimeError('no data')\n", "user_task.py:make_task",
-     r"make_task\(\) raised RuntimeError: no data"),
+     r"make_task\(\) failed: RuntimeError: no data"),
     ("import nonexistent_pkg\n", "user_task.py:make_task", "importing .* failed: ModuleNotFoundError"),
     (None, "user_task.py:", "allowed: path/to/file.py:function or package.module:function"),
 ])
@@ -102,7 +102,7 @@ def test_a_module_spec_imports_from_the_python_path(tmp_path, monkeypatch):
     shutil.copy(EXAMPLE, package / "cancer.py")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert get_task("labtasks.cancer:make_task").name == "breast_cancer"
-    with pytest.raises(TaskError, match="cannot import labtasks.nope"):
+    with pytest.raises(TaskError, match="importing labtasks.nope failed: ModuleNotFoundError"):
         get_task("labtasks.nope:make_task")
 
 

@@ -122,7 +122,7 @@ def search(
     schedule = Schedule(budget, batch, ahead, duplicate_penalty, max_samples, penalty_mode)
     strat = config.make_strategy()
     baseline_rules = [] if objective is not None else list(dict.fromkeys(parse(t) for t in baselines))
-    check_executor(executor, workers, settings)
+    check_executor(executor, workers, settings, address)
     _check_db_path(db, resume)
 
     store: Store | None = None

@@ -20,7 +20,7 @@ import torch
 
 from optsearch.dsl import Rule
 from optsearch.tasks.results import Evaluation, Status
-from optsearch.tasks.settings import Settings, check_choice, check_positive_int
+from optsearch.tasks.settings import Settings, SettingsError, check_choice, check_positive_int
 from optsearch.tasks.suite import Reference, Suite, SuiteEvaluation
 
 
@@ -144,14 +144,24 @@ class ProcessExecutor:
 EXECUTORS = ("inline", "process", "ray")
 
 
-def check_executor(executor: str | Executor, workers: int, settings: Settings | None) -> None:
-    """Refuse an unknown executor name, a bad worker count or (off Ray, whose workers may have devices this machine
-    lacks) a device that is not here: before a db is opened or a worker started."""
+def check_executor(executor: str | Executor, workers: int, settings: Settings | None,
+                   address: str | None = None) -> None:
+    """Refuse an unknown executor name, a bad worker count, a Ray `address` nothing answers at (within seconds, where
+    ray.init would retry for minutes) or (off Ray, whose workers may have devices and data this machine lacks) a
+    device that is not here or task data that is missing or broken: before a db is opened or a worker started."""
     if isinstance(executor, str):
         check_choice("executor", executor, EXECUTORS)
         check_positive_int("workers", workers)
+        if address is not None and executor != "ray":
+            raise SettingsError(f"address: got {address!r} for the {executor} executor; allowed: an address only "
+                                "with executor ray")
+        if executor == "ray" and address:
+            from optsearch.engine.ray_executor import check_address
+
+            check_address(address)
         if settings is not None and executor != "ray":
             settings.check_device()
+            settings.check_data()
 
 
 def start_executor(executor: str | Executor, workers: int, address: str | None,

@@ -63,7 +63,7 @@ def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, 
                           dict(steps) if isinstance(steps, Mapping) else steps,
                           None if lrs is None else tuple(lrs), tuple(baselines))
     plan = read_plan(db, config)
-    check_executor(executor, workers, plan.proxy.settings)
+    check_executor(executor, workers, plan.proxy.settings, address)
     for stage in plan.transfer:
         task = get_task(stage.task)
         if not task.data_present():
@@ -72,8 +72,8 @@ def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, 
     ex: Executor | None = None
     try:
         store = Store(db)
+        ex = start_executor(executor, workers, address, plan.proxy.settings)  # a failed start writes no plan
         store.set_meta(META_KEY, plan.to_json())
-        ex = start_executor(executor, workers, address, plan.proxy.settings)
         runner = _Runner(store, ex, on_progress)
         stopped = runner.run([(plan.proxy, plan.entrants(plan.candidates))])
         if stopped == "done":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,34 @@ def _ray():
     except ImportError:
         raise ValueError("the ray executor needs Ray: pip install 'optsearch[ray]'") from None
     return ray
+
+
+CONNECT_TIMEOUT_S = 5.0
+"""How long `check_address` waits for a cluster's head to answer. ray.init itself retries an unreachable address
+for minutes (about 40 s per attempt, deaf to Ctrl-C meanwhile)."""
+
+
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise ValueError within `timeout` seconds unless something listens at the Ray `address`: the head's port that
+    ray.init would connect to (Ray resolves "auto" and, as ray.init does, 127.0.0.1 to this machine's address).
+    A Ray Client address (ray://HOST:PORT) is probed as given."""
+    ray = _ray()
+    allowed = ("allowed: the HOST:PORT of a running Ray cluster's head (`ray start --head` prints it), or auto for "
+               "one started on this machine")
+    try:
+        target = address.removeprefix("ray://") if address.startswith("ray://") else (
+            ray._private.services.canonicalize_bootstrap_address(address))  # noqa: SLF001 - ray.init's own resolution
+        host, port = ray._private.services.parse_address(target)  # noqa: SLF001
+        port = int(port)
+    except Exception:  # noqa: BLE001 - Ray's errors for a malformed or undetectable address vary
+        raise ValueError(f"address: got {address!r}; {allowed}") from None
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else error.strerror or type(error).__name__
+        resolved = "" if target == address else f" (as {host}:{port})"
+        raise ValueError(f"address: no Ray cluster answers at {address}{resolved}: {reason} (waited up to "
+                         f"{timeout:g} s); {allowed}") from None
 
 
 def _call(fn: Callable[[Any], Any], arg: Any) -> Any:
@@ -47,6 +76,7 @@ class RayExecutor:
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                                           configure_logging=True)
             if address:
+                check_address(address)
                 kwargs["address"] = address
             else:
                 kwargs["num_cpus"] = workers * cpus_per_worker if workers else os.cpu_count()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import html
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,16 +79,64 @@ class Page:
         return found
 
 
-def write_page(page: Page, out_dir: str | Path) -> Path:
-    """Write `index.html`, `report.md` and the PNGs into `out_dir`; return the HTML's path."""
+REPORT_MARK = ".optsearch-report"
+"""The file that marks a folder as an optsearch report, which a later report may replace whole."""
+
+
+class ReportFolderError(ValueError):
+    """An output folder a report must not take over (it holds files that are not an earlier report)."""
+
+
+def check_report_folder(out_dir: str | Path) -> Path:
+    """`out_dir` as a Path if a report may be written there: a new folder, an empty one, or an earlier report's
+    (marked by `REPORT_MARK`). Anything else is refused, since a report replaces its folder whole."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for image in page.images():
-        (out / image.name).write_bytes(image.png)
-    (out / "report.md").write_text(to_markdown(page), encoding="utf-8")
-    path = out / "index.html"
-    path.write_text(to_html(page), encoding="utf-8")
-    return path
+    allowed = "allowed: a new folder, an empty one or an earlier optsearch report's"
+    if out.exists() and not out.is_dir():
+        raise ReportFolderError(f"{out} is a file; {allowed}")
+    if out.is_dir() and not (out / REPORT_MARK).is_file():
+        names = sorted(p.name for p in out.iterdir())
+        if names:
+            listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise ReportFolderError(f"{out} holds files that are not an optsearch report ({listed}); {allowed}")
+    return out
+
+
+def write_page(page: Page, out_dir: str | Path) -> Path:
+    """Write `index.html`, `report.md` and the PNGs as the folder `out_dir`; return the HTML's path.
+
+    The files are written into a new folder beside `out_dir`, which then replaces it: an earlier report there goes
+    whole (no stale plots beside new ones), and a failed write leaves it as it was.
+    """
+    out = check_report_folder(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        for image in page.images():
+            (new / image.name).write_bytes(image.png)
+        (new / "report.md").write_text(to_markdown(page), encoding="utf-8")
+        (new / "index.html").write_text(to_html(page), encoding="utf-8")
+        (new / REPORT_MARK).write_text("written by optsearch report; the next report written here replaces this "
+                                       "folder\n", encoding="utf-8")
+        _swap_in(new, out)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)  # gone already once swapped in
+    return out / "index.html"
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Rename `new` to `out`; an existing `out` is moved aside first (and back if the rename fails), then removed."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    out.rename(old)  # onto the empty folder just made: POSIX rename replaces an empty directory
+    try:
+        new.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old)
 
 
 # --- HTML ------------------------------------------------------------------------------------------

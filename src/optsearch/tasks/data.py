@@ -34,6 +34,11 @@ class DatasetMissing(FileNotFoundError):
     """A dataset's files are not where they were looked for; the message says how to get them."""
 
 
+class DataError(ValueError):
+    """Task data no rule could train on (NaN inputs, labels out of range, an empty split, ...), found when the task
+    is loaded, so that broken data is reported as such instead of every rule scoring `diverged` or `invalid`."""
+
+
 @dataclass(frozen=True)
 class Splits:
     """Inputs and integer labels of the three splits. Images stay uint8 (N, C, H, W); the model normalizes."""
@@ -48,6 +53,37 @@ class Splits:
     @property
     def sizes(self) -> tuple[int, int, int]:
         return len(self.y_train), len(self.y_val), len(self.y_test)
+
+    def check(self) -> None:
+        """Raise DataError naming the first split and problem that would fail or diverge every rule: inputs and
+        targets that are not tensors of the same (> 0) number of examples, or float values that are not finite."""
+        for split, x, y in self._named():
+            if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+                raise DataError(f"{split} split: got {type(x).__name__} inputs and {type(y).__name__} targets; "
+                                "allowed: tensors")
+            if len(x) != len(y) or len(y) == 0:
+                raise DataError(f"{split} split: {len(x)} inputs and {len(y)} targets; allowed: the same number "
+                                "(> 0) of each")
+            for part, t in (("input", x), ("target", y)):
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    bad = int((~torch.isfinite(t)).sum())
+                    raise DataError(f"{split} split: {bad} of the {t.numel()} {part} values are NaN or infinite; "
+                                    "allowed: finite numbers")
+
+    def check_labels(self, classes: int) -> None:
+        """Raise DataError unless every split's targets are class labels: whole numbers in [0, classes)."""
+        for split, _, y in self._named():
+            if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+                raise DataError(f"{split} split: targets are {y.dtype}; allowed: integer class labels in "
+                                f"[0, {classes})")
+            low, high = int(y.min()), int(y.max())
+            if low < 0 or high >= classes:
+                raise DataError(f"{split} split: targets range from {low} to {high}; allowed: class labels in "
+                                f"[0, {classes}) (the model has {classes} outputs)")
+
+    def _named(self) -> tuple[tuple[str, Tensor, Tensor], ...]:
+        return (("train", self.x_train, self.y_train), ("validation", self.x_val, self.y_val),
+                ("test", self.x_test, self.y_test))
 
     def to(self, device: str | torch.device) -> Splits:
         return Splits(*(t.to(device) for t in (self.x_train, self.y_train, self.x_val, self.y_val,

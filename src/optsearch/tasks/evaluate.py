@@ -4,6 +4,7 @@ score is recorded, never used to select."""
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, overload
 
 import torch
 
+from optsearch import validate
 from optsearch.dsl import Rule
 from optsearch.optim.zoo import resolve
 from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_stacked
@@ -20,7 +22,7 @@ from optsearch.tasks.precision import fast_bf16
 from optsearch.tasks.registry import DEFAULT_TASK, Task, get_task, load_splits
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
 from optsearch.tasks.sequential import train_sequential
-from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings
+from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings, SettingsError
 
 if TYPE_CHECKING:
     from optsearch.tasks.suite import SuiteEvaluation
@@ -32,21 +34,21 @@ Progress = Callable[[int, int], None]
 def evaluate(rules: str | Rule, task: str | Task = ..., lrs: Sequence[float] | None = ..., steps: int | None = ...,
              batch_size: int | None = ..., seed: int = ..., device: str | torch.device = ...,
              data_dir: str | Path | None = ..., precision: str = ..., progress: Progress | None = ...,
-             fidelity: str = ..., extend_lrs: bool = ..., seeds: Sequence[int] | None = ...,
+             fidelity: str = ..., extend_lrs: bool = ..., seeds: int | Sequence[int] | None = ...,
              aggregate: str | None = ...) -> Evaluation: ...
 @overload
 def evaluate(rules: Sequence[str | Rule], task: str | Task = ..., lrs: Sequence[float] | None = ...,
              steps: int | None = ..., batch_size: int | None = ..., seed: int = ...,
              device: str | torch.device = ..., data_dir: str | Path | None = ...,
              precision: str = ..., progress: Progress | None = ..., fidelity: str = ..., extend_lrs: bool = ...,
-             seeds: Sequence[int] | None = ..., aggregate: str | None = ...) -> list[Evaluation]: ...
+             seeds: int | Sequence[int] | None = ..., aggregate: str | None = ...) -> list[Evaluation]: ...
 
 
 def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task | Sequence[str] = DEFAULT_TASK,
              lrs: Sequence[float] | None = None, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
              device: str | torch.device = "cpu", data_dir: str | Path | None = None,
              precision: str = "auto", progress: Progress | None = None, fidelity: str = "full",
-             extend_lrs: bool = False, seeds: Sequence[int] | None = None, aggregate: str | None = None,
+             extend_lrs: bool = False, seeds: int | Sequence[int] | None = None, aggregate: str | None = None,
              ) -> Evaluation | list[Evaluation] | SuiteEvaluation | list[SuiteEvaluation]:
     """Train `task`'s child network with each rule at each learning rate; one Evaluation per rule.
 
@@ -67,26 +69,44 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task | Sequen
     a stopped rule's reward is its best score when stopped, and its Evaluation says `stopped_at`).
     `extend_lrs`: while a rule's best lr is the smallest or largest tried, also try the next decade out (within
     `LR_LIMITS`), so no rule is judged on a truncated grid; `per_lr` lists every lr tried.
-    `seeds`: score each rule on every seed; the lr is chosen by the mean validation score over the seeds, and
-    the reward is the mean of the seeds' scores at that one lr (see `Evaluation`).
+    `seeds`: score each rule on every seed (a list, or a count N: seeds `seed` … `seed` + N - 1, so `seeds=3` is
+    0, 1, 2); the lr is chosen by the mean validation score over the seeds, and the reward is the mean of the seeds'
+    scores at that one lr (see `Evaluation`).
     `progress(done, total)` is called as member-steps complete.
 
     A suite (`task` a list of tasks, names separated by commas, or a built-in suite name such as "transfer"):
     each rule is scored on every task, normalized to that task's tuned baselines and aggregated (`aggregate`
     mean, the default, or min); one `tasks.suite.SuiteEvaluation` per rule (see `tasks.suite`).
+    Every argument is checked before anything trains: a bad one raises a ValueError naming it.
     """
     from optsearch.tasks.suite import Suite, evaluate_suite, suite_aggregate, suite_tasks
 
     single = isinstance(rules, str | Rule)
-    items = [rules] if single else list(rules)
+    items = [rules] if single else check_rules(rules)
+    if progress is not None and not callable(progress):
+        validate.refuse("progress", progress, "a function (done, total) or None", SettingsError)
+    if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
+        validate.refuse("data_dir", data_dir, "a folder or file path, or None", SettingsError)
     tasks = suite_tasks(task)
     aggregate = suite_aggregate(tasks, aggregate)
     settings = Settings(task if tasks is None else tasks[0], PAPER_LRS if lrs is None else lrs, steps, batch_size,
                         seed, str(device), None if data_dir is None else str(data_dir), precision, fidelity, extend_lrs,
-                        None if seeds is None else tuple(seeds))
+                        seeds)
     out = (evaluate_settings(items, settings, progress) if tasks is None
            else evaluate_suite(items, Suite.of(tasks, settings, aggregate), progress=progress))
     return out[0] if single else out
+
+
+def check_rules(rules: object) -> list[str | Rule]:
+    """A non-empty list of rules (Rule, rule text or zoo name); text that does not parse is left for `evaluate`
+    to report as an `invalid` evaluation, so one bad rule never stops the others."""
+    allowed = "a rule (a Rule, rule text or a zoo name such as 'adam') or a non-empty list of them"
+    if not isinstance(rules, Sequence) or isinstance(rules, bytes) or not rules:
+        validate.refuse("rules", rules, allowed, SettingsError)
+    for k, rule in enumerate(rules):
+        if not isinstance(rule, str | Rule):
+            validate.refuse(f"rules[{k}]", rule, allowed, SettingsError)
+    return list(rules)
 
 
 HALVING_RUNGS = (1, 2)

@@ -37,6 +37,11 @@ class Metric:
     reward_of: Callable[[float], float]  # metric value -> reward in [0, 1]
     reward_text: str  # what the reward is, for tables
 
+    @property
+    def labels(self) -> bool:
+        """Whether its targets are class labels (a cross-entropy loss), not values."""
+        return self.loss is _cross_entropy
+
     def reward(self, value: float) -> float:
         reward = self.reward_of(value)
         return reward if math.isfinite(reward) else 0.0

@@ -12,16 +12,19 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from optsearch.tasks import data, text
-from optsearch.tasks.data import Splits
+from optsearch.tasks.data import DataError, Splits
 from optsearch.tasks.metrics import Metric, get_metric
 from optsearch.tasks.models import MLP, CharLSTM, ConvNet, ResNet, TransformerLM
 from optsearch.tasks.precision import fast_bf16  # noqa: F401  (its old home; kept importable here)
@@ -240,39 +243,69 @@ def _is_file(target: str) -> bool:
 
 
 def _import_task(spec: str) -> Task:
+    """Import the spec's file or module and call its function. A file's folder is on sys.path meanwhile (as for a
+    script run by python), so the file can import its sibling modules; workers import the spec the same way."""
     target, _, function = spec.rpartition(":")
-    if _is_file(target):
-        path = Path(target)
-        if not path.is_file():
-            raise TaskError(f"task spec {spec!r}: file {path} not found")
-        name = f"optsearch_user_task_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module  # so pickling and dataclasses in the file work
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as error:
-            del sys.modules[name]
-            raise TaskError(f"task spec {spec!r}: importing {path} failed: {type(error).__name__}: {error}") from None
-    else:
-        try:
-            module = importlib.import_module(target)
-        except Exception as error:
-            raise TaskError(f"task spec {spec!r}: cannot import {target}: {type(error).__name__}: {error}") from None
+    path = Path(target) if _is_file(target) else None
+    with nullcontext() if path is None else _on_path(path.parent):
+        module = _run(spec, f"importing {target}", importlib.import_module, target) if path is None else (
+            _import_file(spec, path))
+        task = _run(spec, f"{function}()", _function(spec, module, target, function))
+    if not isinstance(task, Task):
+        raise TaskError(f"task spec {spec!r}: {function}() returned {type(task).__name__}, not an optsearch Task "
+                        "(build one with optsearch.Task.from_tensors)")
+    return task
+
+
+def _import_file(spec: str, path: Path) -> ModuleType:
+    if not path.is_file():
+        raise TaskError(f"task spec {spec!r}: file {path} not found")
+    name = f"optsearch_user_task_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # so pickling and dataclasses in the file work
+    try:
+        _run(spec, f"importing {path}", module_spec.loader.exec_module, module)
+    except TaskError:
+        del sys.modules[name]
+        raise
+    return module
+
+
+@contextmanager
+def _on_path(folder: Path) -> Iterator[None]:
+    """`folder` first on sys.path for the duration (left as it was if it is there already)."""
+    entry = str(folder)
+    if entry in sys.path:
+        yield
+        return
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)
+
+
+def _run(spec: str, doing: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)`, with an exception or a `sys.exit` in the user's code turned into one TaskError (exit 2 from
+    the command line, not the file's own exit code); Ctrl-C still interrupts."""
+    try:
+        return fn(*args)
+    except SystemExit as error:
+        raise TaskError(f"task spec {spec!r}: {doing} exited (sys.exit({error.code!r})); a task file must not "
+                        "exit") from None
+    except Exception as error:
+        raise TaskError(f"task spec {spec!r}: {doing} failed: {type(error).__name__}: {error}") from None
+
+
+def _function(spec: str, module: ModuleType, target: str, function: str) -> Callable[[], Any]:
     make = getattr(module, function, None)
     if not callable(make):
         defined = [k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
                    and getattr(v, "__module__", None) == module.__name__]
         raise TaskError(f"task spec {spec!r}: {target} has no function {function!r}; it defines: "
                         f"{', '.join(defined) or 'none'}")
-    try:
-        task = make()
-    except Exception as error:
-        raise TaskError(f"task spec {spec!r}: {function}() raised {type(error).__name__}: {error}") from None
-    if not isinstance(task, Task):
-        raise TaskError(f"task spec {spec!r}: {function}() returned {type(task).__name__}, not an optsearch Task "
-                        "(build one with optsearch.Task.from_tensors)")
-    return task
+    return make
 
 
 def load_splits(task: str | Task, data_dir: Path | None = None) -> Splits:
@@ -282,7 +315,28 @@ def load_splits(task: str | Task, data_dir: Path | None = None) -> Splits:
 
 @lru_cache(maxsize=4)
 def _load(task: Task, data_dir: Path | None) -> Splits:
-    return task.load(data_dir)
+    """The task's splits, checked (see `Splits.check`): broken data is named here, not blamed on every rule."""
+    splits = task.load(data_dir)
+    if not isinstance(splits, Splits):
+        raise TaskError(f"task {task.name}: its load returned {type(splits).__name__}; allowed: a Splits")
+    try:
+        splits.check()
+        classes = _outputs(task, splits.x_train) if task.scoring.labels else None
+        if classes is not None:
+            splits.check_labels(classes)
+    except DataError as error:
+        raise TaskError(f"task {task.name}: {error}") from None
+    return splits
+
+
+def _outputs(task: Task, x: Tensor) -> int | None:
+    """How many classes the task's model tells apart (the width of its output on two training inputs); None when
+    the model fails on them, an error its training reports for each rule."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            return int(task.model().eval()(x[:2]).shape[-1])
+        except Exception:  # noqa: BLE001 - the model's own failure is not a data error
+            return None
 
 
 def task_table(data_dir: str | Path | None = None) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ class Settings:
     them in). `device` is checked for form here; whether such a device exists is checked where training happens
     (`check_device`), since a Ray cluster's workers may have GPUs the driver lacks.
     `seeds` (None: just `seed`) scores a rule on each seed and rewards the mean; `seed` becomes the first of them.
+    A count N given as `seeds` means the N seeds `seed` … `seed` + N - 1 (1: just `seed`, stored as None).
     `fidelity` "halving" stops hopeless members early; `extend_lrs` tries the next decade (within `LR_LIMITS`)
     while a rule's best learning rate is at the edge of those tried. Both change rewards, so both default off
     (committed stores stay reproducible).
@@ -75,7 +76,8 @@ class Settings:
                 check_positive_int(name, getattr(self, name))
         check_int_in("seed", self.seed, 0, MAX_SEED)
         if self.seeds is not None:
-            object.__setattr__(self, "seeds", check_seeds(self.seeds))
+            object.__setattr__(self, "seeds", check_seeds(self.seeds, self.seed))
+        if self.seeds is not None:
             object.__setattr__(self, "seed", self.seeds[0])
         object.__setattr__(self, "device", check_device_name(self.device))
         if self.data_dir is not None:
@@ -116,6 +118,13 @@ class Settings:
         if device.type == "mps" and not torch.backends.mps.is_available():
             raise SettingsError(f"device: {self.device!r} asked for, but MPS is not available here; use cpu")
 
+    def check_data(self) -> None:
+        """Load the task's data here and raise TaskError if it is missing or broken (see `Splits.check`): call it
+        before anything is written where the data is read on this machine."""
+        from optsearch.tasks.registry import load_splits
+
+        load_splits(self.task, self.data_path)
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["lrs"] = list(self.lrs)
@@ -151,11 +160,14 @@ def check_lrs(lrs: Sequence[float]) -> tuple[float, ...]:
     return tuple(dict.fromkeys(float(lr) for lr in values))
 
 
-def check_seeds(seeds: Any) -> tuple[int, ...]:
-    """A non-empty tuple of distinct seeds, each a whole number from 0 to MAX_SEED."""
+def check_seeds(seeds: Any, first: int = 0) -> tuple[int, ...] | None:
+    """A non-empty tuple of distinct seeds, each a whole number from 0 to MAX_SEED; a count N stands for the N seeds
+    from `first` (None for 1: just `first`)."""
+    if validate.is_whole(seeds) and seeds >= 1:
+        return None if seeds == 1 else check_seeds(range(first, first + seeds))
     values = tuple(seeds) if isinstance(seeds, Sequence) and not isinstance(seeds, str) else ()
     if not values or len(set(values)) != len(values):
-        validate.refuse("seeds", seeds, "a non-empty list of distinct whole numbers", SettingsError)
+        validate.refuse("seeds", seeds, "a count >= 1 or a non-empty list of distinct whole numbers", SettingsError)
     for seed in values:
         check_int_in("seeds", seed, 0, MAX_SEED)
     return values
