@@ -175,12 +175,12 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          "filters, ReLU, batch norm, max-pool; dense head). A cheap member of the conv family.",
          data.load_fashion_mnist_14, partial(ConvNet, *FASHION_STATS, 14, width=(8, 16)), steps=1000,
          batch_size=128, epochs=3, benchmark_batch_size=128, sizes=(54000, 6000, 10000), files=_fashion_files,
-         source=FASHION["source"], checkpoint_val=1000),
+         source=FASHION["source"], checkpoint_val=2000),
     Task("kjv_tiny_lstm", "King James Bible bytes in 32-byte sequences (1/80 each to validation and test); a tiny "
          "byte-level LSTM (embedding 32, hidden 64). A cheap member of the recurrent family.",
          _kjv_32, partial(CharLSTM, text.BYTES, embed=32, hidden=64), steps=1000, batch_size=32, epochs=1,
          benchmark_batch_size=32, metric="perplexity", sizes=(126991, 1629, 1629), files=_text_files,
-         source=KJV_SOURCE, checkpoint_val=256),
+         source=KJV_SOURCE, checkpoint_val=512),
     Task("kjv_transformer", "King James Bible bytes in 64-byte contexts (1/80 each to validation and test); a "
          "decoder-only pre-norm transformer LM (width 64, 2 layers, 4 heads). The held-out family; fp32 under "
          "precision auto (bf16 measured slower).",
@@ -188,7 +188,34 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          metric="perplexity", sizes=(64472, 827, 827), files=_text_files, source=KJV_SOURCE, checkpoint_val=128,
          bf16=False),
 )}
-"""Every built-in task by name."""
+"""Every built-in task by name.
+
+The three cheap families (fashion_tiny_conv, kjv_tiny_lstm, kjv_transformer), measured on this project's 2-core AMD
+EPYC (no native bf16), one torch thread, while other sessions kept the load average near 7 (so absolute times are
+~4× an idle core's; the issue-19 table, from an idle bf16-native CPU, is in brackets):
+- training ms/step, fp32 / bf16 autocast: tiny ConvNet (batch 128) 12.7-14.7 / 51-68 [3.3 / 2.3]; tiny LSTM (batch
+  32) 32-35 / none (oneDNN has no bf16 LSTM on this CPU) [3.5 / 2.4]; transformer 158-209 / 1513-1635 at batch 32
+  [29.1 / 48.9], 100-108 fp32 at batch 16. So `bf16` is True for the conv and LSTM (faster where native), False for
+  the transformer (slower on both machines).
+- budgets (steps × batch): 1000 × 128, 1000 × 32, 400 × 16. evaluate of adam at one lr took 57-83 s, 52-118 s and
+  120-185 s here under that load; at the idle table's ms/step that is ~3.3 s, ~3.5 s and (batch 16) a few s.
+- reward std over seeds 0-3 of adam at the best lr tried (evaluate with the task's defaults): fashion_tiny_conv lr
+  1e-2 0.0083 (mean 0.862; lr 1e-3 0.0036); kjv_tiny_lstm lr 1e-2 0.0018 (mean 0.189, perplexity 5.3; lr 1e-3
+  0.0026); kjv_transformer lr 3e-3 0.0013 (mean 0.113, perplexity 8.9; lr 1e-3 0.0004). Compare mnist1d_large's
+  0.0094. The final score is the full split's, so `checkpoint_val` does not change it (checked: seed 0 bit-equal).
+- validation's share of evaluate's time (adam, the same runs), with `checkpoint_val` / with the full split at
+  every checkpoint: fashion_tiny_conv 1.4-2.9% / 4.8%; kjv_tiny_lstm 2.4-3.5% / 10.2%; kjv_transformer 8.2-9.1% /
+  23.2% (scoring the test split at the end adds 1-2%, 2-4%, 3-8%). Measured with subsets of 1000, 256 and 128; the
+  conv's and the LSTM's were then doubled (below), which costs at most the gap to the full split's share.
+- halving decisions on the subset against the full split (8 rules: adam, sgd, rmsprop, momentum, powersign,
+  addsign, g * exp(sign(g)*sign(m)), -g; lrs 1e-4..1e-1; seed 0; floors from each's own adam/sgd scores), as
+  first-rung member decisions / second-rung decisions of the members the full split kept / rules left with the
+  same learning rates: fashion_tiny_conv subset 1000: 29/31, 11/14, 4/8; 2000 and 3000: 31/31, 14/14, 8/8 (so
+  2000). kjv_tiny_lstm 256: 32/32, 17/18, 7/8; 512 and 1024: all agree (so 512). kjv_transformer (6 of those
+  rules, lrs 1e-3..1e-1): 128, 256 and 512 all agree, 17/17, 9/9, 6/6 (so 128). On the two language tasks the
+  floors (HALVING_MARGINS, in reward units, set for accuracy) sit below zero at the first rung and LR_MARGIN spans
+  most 1/perplexity gaps, so there halving mostly keeps the best fraction by lr.
+"""
 DEFAULT_TASK = "mnist1d_large"
 """The default search proxy (and the default task of evaluate)."""
 
