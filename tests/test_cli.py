@@ -78,6 +78,17 @@ def test_a_search_stopped_by_its_sample_cap_goes_on_with_a_larger_max_samples(tm
         assert store.count_samples() == 6  # the cap counts the whole search's samples, across sessions
 
 
+def test_a_sample_cap_reached_without_repeats_says_so_and_blames_no_duplicates(tmp_path, capsys):
+    db = tmp_path / "s.sqlite"
+    assert main(["search", "--task", "digits", "--strategy", "random", "--budget", "50", "--steps", "20", "--lrs",
+                 "0.1", "--batch", "8", "--max-samples", "3", "--db", str(db)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "reached the sample cap of 3 sampled rules (0 of them repeats of known rules)" in out
+    assert "re-sampling" not in out and "--duplicate-penalty" not in out
+    with Store(db) as store:
+        assert store.count_samples() == 3
+
+
 # Starts the CLI with SIGINT ignored, as a shell's background job inherits it: Ctrl-C must still stop it cleanly.
 SIGINT_IGNORED = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); from optsearch.cli import main; "
                   "sys.exit(main(sys.argv[1:]))")

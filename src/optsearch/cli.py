@@ -249,8 +249,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     console.print(f"{result.n_unique} unique rules evaluated from {result.n_samples} sampled; "
                   f"stopped: {result.stopped}" + (f"; trials in {result.db}" if args.db else ""))
     if result.stopped == "sample cap":
-        console.print("the strategy kept re-sampling rules it knew: go on with --resume and a larger --max-samples "
-                      "or --duplicate-penalty (1.0 tells a repeat less than any new rule on an accuracy scale)")
+        console.print(f"reached the sample cap of {result.max_samples} sampled rules ({result.n_duplicates} of them "
+                      "repeats of known rules): go on with --resume and a larger --max-samples")
+        if 2 * result.n_duplicates > result.n_samples:
+            console.print("the strategy kept re-sampling rules it knew: a larger --duplicate-penalty helps (1.0 tells "
+                          "a repeat less than any new rule on an accuracy scale)")
     return _Interrupt.code if result.stopped == "interrupted" else 0
 
 
@@ -264,14 +267,20 @@ def _names(text: str) -> list[str]:
 
 def _budgets(text: str) -> int | dict[str, int]:
     """`--steps`: one number for every task, or TASK=N pairs separated by commas."""
+    allowed = "allowed: a number, or TASK=N pairs separated by commas, one per task"
+    budgets: dict[str, int] = {}
     try:
         if "=" not in text:
             return int(text)
-        pairs = [item.split("=") for item in _names(text)]
-        return {task.strip(): int(n) for task, n in pairs}
+        for item in _names(text):
+            task, _, n = (part.strip() for part in item.partition("="))
+            if not task or task in budgets:
+                why = "names no task" if not task else f"gives {task} a second time"
+                raise argparse.ArgumentTypeError(f"got {text!r}: {item.strip()!r} {why}; {allowed}")
+            budgets[task] = int(n)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or TASK=N pairs separated by commas, got {text!r}"
-                                         ) from None
+        raise argparse.ArgumentTypeError(f"got {text!r}; {allowed}") from None
+    return budgets
 
 
 def cmd_funnel(args: argparse.Namespace) -> int:
@@ -285,8 +294,11 @@ def cmd_funnel(args: argparse.Namespace) -> int:
         STANDING_HEADERS,
         entry_texts,
         explanation,
+        number_text,
         prediction_texts,
+        progress_text,
         standing_texts,
+        table_state,
         versus_text,
     )
     from optsearch.engine.store import BASELINE
@@ -316,7 +328,9 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     for table in [result.proxy, *result.transfer]:
         stage = "stage 2, the search's task" if table.stage == "proxy" else "stage 3, held out"
         tuned = f", lr tuned on {len(table.tune_seeds)} others" if table.tune_seeds else ""
-        out = _table(f"{table.task} ({stage}; {len(table.seeds)} seeds{tuned})", ENTRY_HEADERS, ("rule", "verdict"))
+        state = table_state(table)
+        out = _table(f"{table.task} ({stage}; {len(table.seeds)} seeds{tuned}" + (f"; {state})" if state else ")"),
+                     ENTRY_HEADERS, ("rule", "verdict"))
         for rank, entry in enumerate(table.entries, 1):
             out.add_row(*entry_texts(rank, entry), style="dim" if entry.role == BASELINE else None)
         console.print(out)
@@ -336,9 +350,12 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     console.print(agreement)
     pairs, rho = result.winners_curse
     console.print(explanation(result), highlight=False)
-    console.print(f"stage 1 (search reward) vs stage 2 (mean over fresh seeds): Spearman {rho:.2f} over "
-                  f"{len(pairs)} rules; {result.computed} evaluations computed now, {result.reused} found in the db; "
-                  f"stopped: {result.stopped}", highlight=False)
+    console.print(f"stage 1 (search reward) vs stage 2 (mean over fresh seeds): Spearman "
+                  f"{number_text(rho, '.2f')} over {len(pairs)} rules; {result.computed} evaluations computed now, "
+                  f"{result.reused} found in the db; stopped: {result.stopped}", highlight=False)
+    unfinished = progress_text(result)
+    if unfinished:
+        console.print(unfinished, highlight=False)
     return _Interrupt.code if result.stopped == "interrupted" else 0
 
 

@@ -20,7 +20,16 @@ from optsearch.cli import main
 from optsearch.dsl import parse
 from optsearch.engine import Store, Trial, search
 from optsearch.engine.config import SearchConfig
-from optsearch.engine.funnel_analysis import Entry, FunnelResult, TaskTable, analyze, compare, tuned_scores
+from optsearch.engine.funnel_analysis import (
+    Entry,
+    FunnelResult,
+    TaskTable,
+    analyze,
+    broken,
+    compare,
+    load_funnel,
+    tuned_scores,
+)
 from optsearch.engine.funnel_plan import (
     FOUND,
     FUNNEL_BASELINES,
@@ -33,6 +42,7 @@ from optsearch.engine.funnel_plan import (
     make_plan,
 )
 from optsearch.engine.funnel_run import funnel
+from optsearch.engine.funnel_text import progress_text, table_state
 from optsearch.engine.reaper import descendants
 from optsearch.engine.stats import detectable_gap, holm, paired_p, spearman, verdict
 from optsearch.engine.store import BASELINE, StoredEvaluation
@@ -123,6 +133,25 @@ def test_the_detectable_gap_is_the_textbook_one_and_a_simulation_detects_it_80_p
     assert power == pytest.approx(0.80, abs=0.01)
     assert detectable_gap(spread, 20, rules) < gap < detectable_gap(spread, n, 10)  # more seeds, more rules
     assert detectable_gap(0.0, n, rules) == 0.0 and math.isnan(detectable_gap(spread, 1, rules))
+
+
+def test_a_rule_or_baseline_missing_a_seed_leaves_every_verdict_incomplete_not_final():
+    sgd, adam = _entry("g", [0.50, 0.52, 0.49, 0.51], "sgd"), _entry("adam", [0.60, 0.63, 0.61], "adam")
+    better = _entry("adam * exp(m)", [0.70, 0.74, 0.72, 0.71])
+    compare([sgd, adam, better], seeds=4)
+    assert better.verdict == "incomplete" and better.gap > 0  # the numbers so far, provisional
+    assert (adam.verdict, sgd.verdict) == ("best baseline", "baseline")
+
+
+def test_a_task_whose_baselines_never_trained_marks_every_entry_invalid_never_a_verdict():
+    invalid = Evaluation("g", "digits", 0.0, Status.INVALID, "IndexError: Target 4 is out of bounds.\nmore")
+    diverged = Evaluation("g", "digits", 0.0, Status.DIVERGED, "every learning rate diverged")
+    assert broken([invalid, invalid]) == ("every baseline came back invalid or failed (g: invalid: IndexError: "
+                                          "Target 4 is out of bounds.)")
+    assert broken([invalid, diverged]) is None and broken([]) is None
+    sgd, rule = _entry("g", [0.0, 0.0], "sgd"), _entry("m", [0.0, 0.0])
+    compare([sgd, rule], seeds=2, problem="every baseline came back invalid or failed")
+    assert (sgd.verdict, rule.verdict) == ("invalid", "invalid") and math.isnan(rule.p)
 
 
 def test_the_lr_is_tuned_on_mean_validation_and_the_score_is_test_at_that_lr():
@@ -274,6 +303,36 @@ def test_adam_clearly_beats_sgd_on_its_grid_and_a_rule_that_barely_moves_loses(t
     assert entries["g"].lr >= 1.0 and entries["clip(g, 1e-5)"].verdict == "loses", transfer
 
 
+FIVE_CLASSES = """
+import torch
+from torch import nn
+import optsearch
+
+def make_task():  # labels of 5 classes for a model with 2 outputs: nothing can train on it
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(60, 4, generator=g), torch.randint(0, 5, (60,), generator=g)
+    return optsearch.Task.from_tensors("five_classes", lambda: nn.Linear(4, 2), train=(x[:40], y[:40]),
+                                       val=(x[40:50], y[40:50]), test=(x[50:], y[50:]), steps=5, batch_size=8)
+"""
+
+
+def test_a_held_out_task_that_trains_nothing_is_marked_invalid_never_a_tie(db, tmp_path, capsys):
+    task = tmp_path / "five_classes.py"
+    task.write_text(FIVE_CLASSES)
+    args = ["funnel", str(db), "--top", "2", "--seeds", "2", "--finalists", "1", "--tasks", f"{task}:make_task",
+            "--tune-seeds", "2", "--score-seeds", "2"]
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "invalid: every baseline came back invalid or failed" in out
+    assert "Spearman — over 2 rules" in out  # too few rules for a rank correlation: a dash, as the tables print
+    with Store(db, readonly=True) as store:
+        result = load_funnel(store)
+    (table,) = result.transfer
+    assert table.problem.startswith("every baseline came back invalid or failed (g: invalid: ")
+    assert {e.verdict for e in table.entries} == {"invalid"}
+    assert all(table.task not in s.verdicts for s in result.leaderboard)  # ranks on it would mean nothing
+
+
 def test_a_failed_result_is_replaced_and_a_finished_one_never(tmp_path):
     rule = parse("g")
     ok = Evaluation("g", "digits", 0.5, "ok")
@@ -341,17 +400,21 @@ def _digest(path: Path) -> str:
     (["--score-seeds", "1"], "--score-seeds: got '1'; allowed: a whole number >= 2"),
     (["--tune-seeds", "0"], "--tune-seeds: got '0'; allowed: a whole number >= 1"),
     (["--references", "foo(g)"], "'foo(g)' is neither an optimizer name nor a rule"),
-    (["--steps", "cifar=5"], "steps: given for cifar, which is not among the tasks digits"),
+    (["--steps", "cifar=5"], "steps: given for 'cifar', which is not among the tasks digits"),
     (["--steps", "digits=0"], "steps for digits: got 0"),
+    (["--steps", "digits=5,digits=7"], "'digits=7' gives digits a second time"),
+    (["--steps", "=5"], "'=5' names no task"),
     (["--executor", "slurm"], "executor: got 'slurm'"),
     (["--lrs", "0,1"], "lrs: got"),
+    (["--lrs", ""], "lrs: got (); allowed: a non-empty list"),
 ])
 def test_bad_options_fail_in_one_line_before_anything_is_written(db, capsys, extra, message):
     before = _digest(db)
     assert main(["funnel", str(db), *TINY, *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
-    assert _digest(db) == before and not Path(f"{db}.lock").exists()
+    assert _digest(db) == before
+    assert sorted(p.name for p in db.parent.iterdir()) == ["s.sqlite"]  # no lock, no empty -wal or -shm
 
 
 def test_a_db_that_holds_no_task_search_is_refused(tmp_path, capsys):
@@ -385,5 +448,12 @@ def test_jobs_finished_before_ctrl_c_are_stored_not_lost(db):
     assert result.stopped == "interrupted"
     with Store(db, readonly=True) as store:
         kept = len(store.evaluations())
-    assert kept == 2 * (3 + FIXED)  # both jobs the inline executor had finished: seeds 1 and 2 of the 7 proxy rules
-    assert funnel(db, **kw).reused == kept
+    assert kept == 2 * (3 + FIXED)  # both jobs the inline executor had finished: seeds 1 and 2 of the proxy rules
+    planned = (3 + FIXED) * 2 + (2 + FIXED) * 2  # stage 2: 3 found rules; stage 3: 2 finalists, scored on 2 seeds
+    assert result.progress == (kept, planned) and not result.complete
+    assert progress_text(result) == (f"The funnel is incomplete: {kept} of {planned} results are stored, so every "
+                                     "verdict waits for the rest; run the funnel again to finish it.")
+    assert table_state(result.proxy) is None  # stage 2 has all its rows; stage 3 none yet
+    assert [table_state(t) for t in result.transfer] == [f"incomplete: 0 of {(2 + FIXED) * 2} results"]
+    finished = funnel(db, **kw)
+    assert finished.reused == kept and finished.complete and progress_text(finished) is None

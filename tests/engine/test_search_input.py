@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import optsearch.engine.executors as executors
+from optsearch.cli import main
 from optsearch.dsl import parse
-from optsearch.engine import ConfigMismatch, SearchConfig, SearchExists, Store, Trial, search
+from optsearch.engine import BrokenTask, ConfigMismatch, SearchConfig, SearchExists, Store, Trial, search
 from optsearch.engine.store import BASELINE
-from optsearch.tasks import CurvePoint, Evaluation, LrResult, Settings, Status
+from optsearch.tasks import CurvePoint, Evaluation, LrResult, Settings, Status, Task
 
 TINY = dict(task="digits", steps=20, lrs=[0.1], strategy="random", budget=2, seed=0)
 DISCOVERY = Path(__file__).parents[2] / "docs" / "discovery"
@@ -113,6 +115,49 @@ def test_ctrl_c_during_the_baselines_closes_the_executor_and_the_store(tmp_path,
     assert result.n_unique == 0
 
 
+def five_classes() -> Task:
+    """Labels of 5 classes for a model with 2 outputs: nothing, not even a baseline, can train on it."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(60, 4, generator=g), torch.randint(0, 5, (60,), generator=g)
+    return Task.from_tensors("five_classes", lambda: nn.Linear(4, 2), train=(x[:40], y[:40]), val=(x[40:50], y[40:50]),
+                             test=(x[50:], y[50:]), steps=5, batch_size=8)
+
+
+def test_a_task_that_trains_no_baseline_stops_the_search_naming_why_and_stores_nothing(tmp_path):
+    db = tmp_path / "s.sqlite"
+    with pytest.raises(BrokenTask, match=r"task five_classes: every baseline came back invalid or failed, so the task "
+                       r"\(or its workers\) is broken, not the rules; adam: invalid: IndexError: Target \d is out"):
+        search(task=five_classes(), strategy="random", budget=5, db=db)
+    with Store(db) as store:
+        assert store.count_trials(evaluated_only=False) == 0 and store.count_samples() == 0
+
+
+MAIN_ONLY = """
+import multiprocessing
+import torch
+from torch import nn
+import optsearch
+
+def make_task():  # data that is only where the search was started, not in its workers
+    if multiprocessing.current_process().name != "MainProcess":
+        raise RuntimeError("no data in this worker")
+    x, y = torch.randn(60, 4), torch.randint(0, 2, (60,))
+    return optsearch.Task.from_tensors("main_only", lambda: nn.Linear(4, 2), train=(x[:40], y[:40]),
+                                       val=(x[40:50], y[40:50]), test=(x[50:], y[50:]), steps=5, batch_size=8)
+"""
+
+
+def test_a_task_that_fails_only_in_workers_stops_the_search_in_one_line(tmp_path, capsys):
+    task = tmp_path / "main_only.py"
+    task.write_text(MAIN_ONLY)
+    db = tmp_path / "s.sqlite"
+    assert main(["search", "--task", f"{task}:make_task", "--strategy", "random", "--budget", "4", "--executor",
+                 "process", "--workers", "1", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "every baseline came back invalid or failed" in err and "adam: failed: TaskError: " in err, err
+    assert "no data in this worker" in err and err.count("\n") == 1, err
+
+
 def test_trial_from_evaluation_keeps_every_fact_through_the_store(tmp_path):
     rule = parse("g * exp(sign(g) * sign(m))")
     ev = Evaluation(str(rule), "digits", 0.75, "ok", per_lr=[LrResult(0.1, 0.75, 0.7, 0.3, None, [0.5, 0.75])],
@@ -165,3 +210,27 @@ def test_chunks_finished_before_ctrl_c_are_stored_not_lost(tmp_path):
     full = search(**common, db=tmp_path / "full.sqlite")
     first_two_rounds = [t for t in full.trials if t.step in (0, 1)]  # both finished when the interrupt came
     assert len(first_two_rounds) > 4 and result.n_unique == len(first_two_rounds)
+
+
+def test_max_samples_is_a_hard_cap_even_inside_one_batch(tmp_path):
+    result = search(objective=objective, strategy="random", budget=100, batch=8, max_samples=3, db=tmp_path / "s")
+    assert (result.stopped, result.n_samples, result.max_samples, result.n_duplicates) == ("sample cap", 3, 3, 0)
+
+
+@pytest.mark.parametrize(("stored", "message"), [
+    ("{not json", "its stored config is not valid JSON"),
+    ('{"task": "digits"}', "its stored search config cannot be read (KeyError: 'seed')"),
+])
+def test_a_corrupt_stored_config_is_one_line_naming_the_db(tmp_path, capsys, stored, message):
+    db = tmp_path / "s.sqlite"
+    search(**TINY, db=db)
+    connection = sqlite3.connect(db)
+    with connection:
+        connection.execute("UPDATE meta SET value = ? WHERE key = 'config'", (stored,))
+    connection.close()
+    resume = ["search", "--task", "digits", "--steps", "20", "--lrs", "0.1", "--strategy", "random", "--budget", "3",
+              "--db", str(db), "--resume"]
+    for args in (resume, ["funnel", str(db), "--tasks", "digits"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"{db}: {message}" in err and err.count("\n") == 1, err

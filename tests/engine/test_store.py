@@ -95,3 +95,19 @@ def test_two_searches_on_one_db_the_second_is_refused_and_a_killed_one_blocks_no
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert not lock.exists()
+
+
+def test_a_reader_leaves_no_empty_wal_files_and_never_removes_a_live_writers(tmp_path):
+    db = tmp_path / "s.sqlite"
+    with Store(db) as writer:
+        writer.add_trial(Trial("g", ["g"], "fp", "ok", 0.5))
+    with Store(db, readonly=True) as reader:
+        assert reader.count_trials() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    reader = Store(db, readonly=True)  # a reader first, then a writer: the reader's close must not touch its WAL
+    with Store(db) as writer:
+        assert reader.count_trials() == 1
+        reader.close()
+        writer.add_trial(Trial("m", ["m"], "fp2", "ok", 0.6))
+    with Store(db, readonly=True) as again:
+        assert again.count_trials() == 2

@@ -75,3 +75,15 @@ def test_the_forest_intervals_clear_zero_exactly_when_the_paired_test_rejects(fu
     assert len(rejects) == 6 and any(rejects) and not all(rejects)
     one_seed = Entry("g", "fp", ("g",), None, FOUND, 0.1, {1: 0.5})
     assert math.isnan(gap_interval(result.proxy.found[0], one_seed))
+
+
+def test_a_half_done_funnel_says_how_many_results_of_how_many_and_gives_no_final_verdict(funnel_db, tmp_path):
+    with sqlite3.connect(funnel_db) as db:  # adam's last proxy seed is missing, as after a kill
+        db.execute("DELETE FROM evaluations WHERE stage = 'proxy' AND rule = 'adam' AND seed = "
+                   "(SELECT MAX(seed) FROM evaluations WHERE stage = 'proxy')")
+    md = (write_report(funnel_db, tmp_path / "rep").parent / "report.md").read_text()
+    proxy = md.split("## Funnel: mnist1d (stage 2, the search's own task)")[1].split("##")[0]
+    assert f"over 4 seeds (1, 2, 3, 4); incomplete: {(4 + FIXED) * 4 - 1} of {(4 + FIXED) * 4} results." in proxy
+    assert not re.search(r"\| (beats|ties|loses) \|", proxy) and "| incomplete |" in proxy
+    planned = (4 + FIXED) * 4 + (2 + FIXED) * 3
+    assert f"The funnel is incomplete: {planned - 1} of {planned} results are stored, so every verdict waits" in md

@@ -5,11 +5,11 @@ from optsearch.engine.driver import ConfigMismatch, SearchExists, SearchResult, 
 from optsearch.engine.executors import EvalJob, InlineExecutor, ProcessExecutor, make_executor
 from optsearch.engine.funnel_analysis import FunnelResult
 from optsearch.engine.funnel_run import funnel
-from optsearch.engine.loop import Progress, SearchLoop
+from optsearch.engine.loop import BrokenTask, Progress, SearchLoop
 from optsearch.engine.store import BASELINE, BASELINES, Sample, Store, StoredEvaluation, Trial
 
 __all__ = [
-    "BASELINE", "BASELINES", "ConfigMismatch", "EvalJob", "FunnelResult", "InlineExecutor", "ProcessExecutor",
-    "Progress", "Sample", "Schedule", "SearchConfig", "SearchExists", "SearchLoop", "SearchResult", "Store",
-    "StoredEvaluation", "Trial", "funnel", "make_executor", "search",
+    "BASELINE", "BASELINES", "BrokenTask", "ConfigMismatch", "EvalJob", "FunnelResult", "InlineExecutor",
+    "ProcessExecutor", "Progress", "Sample", "Schedule", "SearchConfig", "SearchExists", "SearchLoop", "SearchResult",
+    "Store", "StoredEvaluation", "Trial", "funnel", "make_executor", "search",
 ]

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from optsearch.engine.store import Store, StoreError
 from optsearch.strategies import Strategy, make_strategy
 from optsearch.tasks.settings import (
     MAX_SEED,
@@ -83,6 +84,18 @@ class SearchConfig:
         mine, theirs = self.to_json(), other.to_json()
         return [f"{k}: db has {theirs[k]!r}, this search has {v!r}" for k, v in mine.items()
                 if k not in MAY_DIFFER_ON_RESUME and theirs[k] != v]
+
+
+def stored_config(store: Store) -> SearchConfig | None:
+    """The search config in `store` (None if it holds none); one that cannot be read is a StoreError naming the db."""
+    stored = store.get_meta("config")
+    if stored is None:
+        return None
+    try:
+        return SearchConfig.from_json(stored)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{store.path}: its stored search config cannot be read ({type(exc).__name__}: {exc}); "
+                         "allowed: a db written by optsearch search") from None
 
 
 @dataclass(frozen=True)

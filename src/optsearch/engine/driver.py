@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from optsearch.dsl import Rule, parse
-from optsearch.engine.config import DUPLICATE_PENALTY, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY, Schedule, SearchConfig
+from optsearch.engine.config import (
+    DUPLICATE_PENALTY,
+    SEARCH_EXTENDS_LRS,
+    SEARCH_FIDELITY,
+    Schedule,
+    SearchConfig,
+    stored_config,
+)
 from optsearch.engine.executors import Executor, check_executor, start_executor
 from optsearch.engine.loop import Progress, RuleEvaluator, SearchLoop
 from optsearch.engine.store import BASELINES, Store, StoreError, Trial
@@ -27,6 +34,8 @@ class SearchResult:
     n_unique: int
     stopped: str  # budget | sample cap | interrupted
     db: str
+    n_duplicates: int = 0  # samples of rules already known when asked
+    max_samples: int | None = None  # the sample cap this session ran under
 
     @property
     def best(self) -> Trial | None:
@@ -109,7 +118,8 @@ def search(
         loop = SearchLoop(store, strat, RuleEvaluator(settings, objective, ex), schedule, on_progress)
         stopped = loop.run(config.strategy, baseline_rules)
         trials = [t for t in store.trials(order="reward") if t.status != Status.REJECTED]
-        return SearchResult(trials, store.count_samples(), store.count_trials(), stopped, store.path)
+        return SearchResult(trials, store.count_samples(), store.count_trials(), stopped, store.path,
+                            store.count_samples("duplicate"), loop.max_samples)
     finally:
         if ex is not None and isinstance(executor, str):
             ex.close()
@@ -155,14 +165,14 @@ def _open_store(db: str | Path | None) -> Store:
 
 def _claim(store: Store, config: SearchConfig, resume: bool | None) -> None:
     """Write `config` into a new db, or check it against the db's; a db holding no work is taken over."""
-    stored = store.get_meta("config")
+    stored = stored_config(store)
     started = store.count_samples() or store.count_trials(evaluated_only=False)
     if stored is None or not started:
         store.set_meta("config", config.to_json())
         return
     if resume is False and store.count_samples():
         raise SearchExists(f"{store.path} already holds a search; resume it or choose another db")
-    diff = config.differences(SearchConfig.from_json(stored))
+    diff = config.differences(stored)
     if diff:
         raise ConfigMismatch(f"{store.path} was written by a different search and cannot be resumed with this "
                              "config (" + "; ".join(diff) + "); use another db or the same settings")

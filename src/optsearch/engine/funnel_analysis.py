@@ -18,7 +18,7 @@ from optsearch.dsl import Rule
 from optsearch.engine.funnel_plan import FOUND, META_KEY, REFERENCE, Entrant, Plan, Stage
 from optsearch.engine.stats import detectable_gap, holm, paired_differences, paired_p, spearman, verdict
 from optsearch.engine.store import BASELINE, Store, StoredEvaluation
-from optsearch.tasks.results import Evaluation, Status
+from optsearch.tasks.results import BROKEN, Evaluation, Status
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Entry:
     p: float = math.nan
     p_adjusted: float = math.nan
     detectable: float = math.nan
-    verdict: str = ""  # beats | ties | loses (found and reference rules); best baseline | baseline; incomplete
+    verdict: str = ""  # beats | ties | loses (found, reference rules); best baseline | baseline; incomplete | invalid
 
     @property
     def name(self) -> str:
@@ -66,6 +66,16 @@ class TaskTable:
     seeds: tuple[int, ...]
     entries: list[Entry]
     tune_seeds: tuple[int, ...] = ()
+    problem: str | None = None  # why the task cannot rank anything (its baselines never trained); None if it can
+
+    @property
+    def results(self) -> int:
+        """The scores stored for this table's entries (a failed one is retried, so it does not count)."""
+        return sum(len(e.scores) for e in self.entries)
+
+    @property
+    def expected(self) -> int:
+        return len(self.entries) * len(self.seeds)
 
     @property
     def best_baseline(self) -> Entry | None:
@@ -122,6 +132,20 @@ class FunnelResult:
     stopped: str = "done"  # done | interrupted
 
     @property
+    def progress(self) -> tuple[int, int]:
+        """(scores stored, scores planned), a rule's score on a held-out task counting once its score seed is
+        trained: the transfer stages plan their finalists before stage 2 picks them."""
+        plan = self.plan
+        finalists = len(plan.baselines) + len(plan.references) + min(plan.config.finalists, len(plan.candidates))
+        planned = self.proxy.expected + sum(finalists * len(t.seeds) for t in self.transfer)
+        return sum(t.results for t in [self.proxy, *self.transfer]), planned
+
+    @property
+    def complete(self) -> bool:
+        done, planned = self.progress
+        return done == planned
+
+    @property
     def winners_curse(self) -> tuple[list[tuple[Entry, float]], float]:
         """(stage-2 entry, stage-1 reward) of each found rule scored in stage 2, and their Spearman correlation:
         how much of the search's ranking survives fresh seeds (NaN with fewer than three)."""
@@ -171,24 +195,33 @@ def finalists_of(proxy: TaskTable, m: int) -> list[Rule]:
 
 
 def _table(stage: Stage, entrants: Sequence[Entrant], index: Mapping[tuple, Evaluation]) -> TaskTable:
-    entries = []
+    entries, baseline_rows = [], []
     for e in entrants:
-        lr, scores = tuned_scores(_found(index, [(seed, stage.row_key(e.rule, seed)) for seed in stage.seeds]))
+        rows = {seed: index[key] for seed in stage.seeds if (key := stage.row_key(e.rule, seed)) in index}
+        if e.role == BASELINE:
+            baseline_rows += rows.values()
+        lr, scores = tuned_scores({seed: ev for seed, ev in rows.items() if ev.status != Status.FAILED})
         if stage.score_seeds:  # the tuning seeds chose the lr: only the fresh seeds score it
-            rows = [] if lr is None else [(seed, stage.score_key(e.rule, seed, lr)) for seed in stage.score_seeds]
-            scores = ({seed: score_at(ev, lr) for seed, ev in _found(index, rows).items()} if lr is not None
+            keys = [] if lr is None else [(seed, stage.score_key(e.rule, seed, lr)) for seed in stage.score_seeds]
+            scored = {seed: index[key] for seed, key in keys if key in index and index[key].status != Status.FAILED}
+            scores = ({seed: score_at(ev, lr) for seed, ev in scored.items()} if lr is not None
                       else dict.fromkeys(stage.score_seeds, 0.0) if scores else {})
         entries.append(Entry(str(e.rule), e.rule.fingerprint, e.rule.tokens, e.name, e.role, lr, scores))
-    compare(entries)
+    seeds = stage.score_seeds or stage.seeds
+    problem = broken(baseline_rows)
+    compare(entries, len(seeds), problem)
     entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
-    if stage.score_seeds:
-        return TaskTable(stage.name, stage.task, stage.score_seeds, entries, stage.seeds)
-    return TaskTable(stage.name, stage.task, stage.seeds, entries)
+    return TaskTable(stage.name, stage.task, seeds, entries, stage.seeds if stage.score_seeds else (), problem)
 
 
-def _found(index: Mapping[tuple, Evaluation], rows: Sequence[tuple[int, tuple]]) -> dict[int, Evaluation]:
-    """Seed -> evaluation of the `rows` (seed, key) stored and not failed."""
-    return {seed: index[key] for seed, key in rows if key in index and index[key].status != Status.FAILED}
+def broken(baseline_rows: Sequence[Evaluation]) -> str | None:
+    """Why a task cannot rank rules: every stored result of every baseline is invalid or failed (the task, or its
+    workers, cannot train); None when some baseline trained or none has a result yet."""
+    if not baseline_rows or any(ev.status not in BROKEN for ev in baseline_rows):
+        return None
+    ev = baseline_rows[0]
+    reason = (ev.reason or "no reason given").splitlines()[0]
+    return f"every baseline came back invalid or failed ({ev.rule}: {ev.status}: {reason})"
 
 
 def tuned_scores(evals: Mapping[int, Evaluation]) -> tuple[float | None, dict[int, float]]:
@@ -208,14 +241,18 @@ def score_at(ev: Evaluation, lr: float) -> float:
     return next((p.test_acc for p in ev.per_lr if p.lr == lr), 0.0)
 
 
-def compare(entries: Sequence[Entry]) -> None:
+def compare(entries: Sequence[Entry], seeds: int | None = None, problem: str | None = None) -> None:
     """Fill in each entry's gap to the best baseline (by mean); for the found rules and, apart, the reference
-    rules: paired p-values Holm-adjusted within their role, verdicts, and the gap each test could detect."""
+    rules: paired p-values Holm-adjusted within their role, verdicts, and the gap each test could detect. On a
+    task with a `problem` every verdict is "invalid"; while an entry has fewer than `seeds` scores (None: as many
+    as the others), the numbers are provisional and the verdicts "incomplete"."""
     baselines = [e for e in entries if e.role == BASELINE and e.scores]
-    if not baselines:
+    if problem is not None or not baselines:
         for e in entries:
-            e.verdict = "incomplete"
+            e.verdict = "invalid" if problem is not None else "incomplete"
         return
+    seeds = max(len(e.scores) for e in entries) if seeds is None else seeds
+    complete = all(len(e.scores) == seeds for e in entries)
     best = max(baselines, key=lambda e: e.mean)
     for e in entries:
         e.gap = e.mean - best.mean
@@ -229,14 +266,14 @@ def compare(entries: Sequence[Entry]) -> None:
             e.detectable = detectable_gap(float(np.std(d, ddof=1)) if len(d) > 1 else math.nan, len(d), len(judged))
         for e, adjusted in zip(judged, holm([e.p for e in judged]), strict=True):
             e.p_adjusted = adjusted
-            e.verdict = verdict(e.gap, adjusted)
+            e.verdict = verdict(e.gap, adjusted) if complete else "incomplete"
 
 
 def leaderboard(tables: Sequence[TaskTable]) -> list[Standing]:
     """Rules and baselines by mean rank over the held-out tasks (ranks, unlike scores, compare across metrics)."""
     ranks: dict[str, list[float]] = {}
     standings: dict[str, Standing] = {}
-    for table in tables:
+    for table in [t for t in tables if t.problem is None]:
         scored = [e for e in table.entries if e.scores]
         for e, rank in zip(scored, stats.rankdata([-e.mean for e in scored]), strict=True):
             ranks.setdefault(e.fingerprint, []).append(float(rank))

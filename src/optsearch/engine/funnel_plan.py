@@ -14,11 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from optsearch.dsl import Rule
-from optsearch.engine.config import SearchConfig
+from optsearch.engine.config import stored_config
 from optsearch.engine.store import BASELINE, Store, StoreError, Trial
 from optsearch.optim.zoo import resolve
 from optsearch.tasks.results import Status
-from optsearch.tasks.settings import MAX_SEED, Settings, SettingsError, check_int_in, check_positive_int
+from optsearch.tasks.settings import (
+    MAX_SEED,
+    Settings,
+    SettingsError,
+    check_int_in,
+    check_lrs,
+    check_positive_int,
+)
 
 PROXY, TRANSFER, SCORE = "proxy", "transfer", "score"
 """The stages of a stored row: 2 (the search's task over fresh seeds), 3 (held-out tasks: the learning-rate grid
@@ -67,6 +74,8 @@ class FunnelConfig:
             raise SettingsError("tasks: got none; allowed: one or more task names (see `optsearch tasks`)")
         if not self.baselines:
             raise SettingsError("baselines: got none; allowed: zoo names or rule texts, e.g. sgd, adam")
+        if self.lrs is not None:
+            object.__setattr__(self, "lrs", check_lrs(self.lrs))
         if isinstance(self.steps, Mapping):
             for task, n in self.steps.items():
                 check_positive_int(f"steps for {task}", n)
@@ -184,11 +193,11 @@ def read_plan(db: str | Path, config: FunnelConfig) -> Plan:
     if Path(db).is_dir() or not Path(db).is_file():
         raise StoreError(f"db: no search at {db}; allowed: the SQLite file of a finished search")
     with Store(db, readonly=True) as store:
-        stored = store.get_meta("config")
+        stored = stored_config(store)
         trials = store.trials(order="reward")
     if stored is None:
         raise StoreError(f"db: {db} holds no search config; allowed: the db of a search on a task")
-    settings = SearchConfig.from_json(stored).settings
+    settings = stored.settings
     if settings is None:
         raise StoreError(f"db: {db} holds a search of an objective, which has no task to re-train on; "
                          "allowed: the db of a search on a task")
@@ -213,13 +222,14 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial])
     per_task = config.steps if isinstance(config.steps, Mapping) else dict.fromkeys(tasks, config.steps)
     unknown = sorted(set(per_task) - set(tasks))
     if unknown:
-        raise SettingsError(f"steps: given for {', '.join(unknown)}, which is not among the tasks "
+        raise SettingsError(f"steps: given for {', '.join(map(repr, unknown))}, which is not among the tasks "
                             f"{', '.join(tasks)}")
     # stage 3 extends the grid at its edges (as the search does): a baseline whose best lr is the grid's last is
     # not tuned, and a rule must not win because its scale suits the grid better than a baseline's does
-    transfer = [Stage(TRANSFER, Settings(task, config.lrs or settings.lrs, per_task.get(task), None, 0,
-                                         settings.device, None, settings.precision, extend_lrs=True),
-                      tune, score) for task in dict.fromkeys(tasks)]
+    lrs = settings.lrs if config.lrs is None else config.lrs
+    transfer = [Stage(TRANSFER, Settings(task, lrs, per_task.get(task), None, 0, settings.device, None,
+                                         settings.precision, extend_lrs=True), tune, score)
+                for task in dict.fromkeys(tasks)]
     # stage 2 repeats the search's settings at full fidelity, one seed per job (the funnel pairs seeds itself)
     proxy = Stage(PROXY, settings.replace(seed=0, seeds=None, fidelity="full"), tuple(range(base, base + config.seeds)))
     return Plan(config, proxy, transfer, baselines, candidates, {t.fingerprint: t.reward for t in found}, references)

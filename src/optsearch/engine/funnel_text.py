@@ -21,22 +21,40 @@ def entry_texts(rank: int, entry: Entry) -> list[str]:
     rule's name and text; a reference rule's verdict says it is one)."""
     name = entry.rule if entry.label in (None, entry.rule) else f"{entry.label} ({entry.rule})"
     return [str(rank), name, "—" if entry.lr is None else f"{entry.lr:g}",
-            "—" if math.isnan(entry.mean) else f"{entry.mean:.4f} ± {_num(entry.sem, '.4f')}",
-            _num(entry.gap, "+.4f"), _num(entry.p, ".3g"), _num(entry.p_adjusted, ".3g"),
+            "—" if math.isnan(entry.mean) else f"{entry.mean:.4f} ± {number_text(entry.sem, '.4f')}",
+            number_text(entry.gap, "+.4f"), number_text(entry.p, ".3g"), number_text(entry.p_adjusted, ".3g"),
             f"{entry.verdict} (reference)" if entry.role == REFERENCE else entry.verdict,
-            _num(entry.detectable, ".4f"), str(len(entry.scores))]
+            number_text(entry.detectable, ".4f"), str(len(entry.scores))]
 
 
 def standing_texts(rank: int, s: Standing, tasks: Sequence[str]) -> list[str]:
     """A leaderboard row, as STANDING_HEADERS followed by the gap on each of `tasks`."""
     tally = "—" if s.role == BASELINE else f"{s.count('beats')} / {s.count('ties')} / {s.count('loses')}"
     return [str(rank), s.name + ("" if s.role == FOUND else f" ({s.role})"), f"{s.mean_rank:.2f}", tally,
-            *(_num(s.gaps.get(task, math.nan), "+.4f") for task in tasks)]
+            *(number_text(s.gaps.get(task, math.nan), "+.4f") for task in tasks)]
 
 
 def prediction_texts(p: Prediction) -> list[str]:
     """A row of PREDICTION_HEADERS."""
-    return [p.task, str(p.rules), _num(p.stage1, "+.2f"), _num(p.stage2, "+.2f")]
+    return [p.task, str(p.rules), number_text(p.stage1, "+.2f"), number_text(p.stage2, "+.2f")]
+
+
+def table_state(table: TaskTable) -> str | None:
+    """Why a task's verdicts are not final ("invalid: …", "incomplete: R of N results"), or None when they are."""
+    if table.problem is not None:
+        return f"invalid: {table.problem}"
+    if table.results < table.expected:
+        return f"incomplete: {table.results} of {table.expected} results"
+    return None
+
+
+def progress_text(result: FunnelResult) -> str | None:
+    """A line saying the funnel is not finished (how many results of how many), or None when it is."""
+    done, planned = result.progress
+    if done >= planned:
+        return None
+    return (f"The funnel is incomplete: {done} of {planned} results are stored, so every verdict waits for the rest; "
+            "run the funnel again to finish it.")
 
 
 def versus_text(table: TaskTable) -> str | None:
@@ -45,7 +63,7 @@ def versus_text(table: TaskTable) -> str | None:
     if v is None:
         return None
     return (f"{table.task}: the search's best, {v.found.rule}, is {v.gap:+.4f} against the best reference rule, "
-            f"{v.reference.name} (paired p {_num(v.p, '.3g')}, unadjusted).")
+            f"{v.reference.name} (paired p {number_text(v.p, '.3g')}, unadjusted).")
 
 
 def explanation(result: FunnelResult) -> str:
@@ -66,5 +84,6 @@ def explanation(result: FunnelResult) -> str:
             "spread of its differences from the best baseline: a gain that size could hide in a 'ties'.")
 
 
-def _num(value: float, spec: str) -> str:
+def number_text(value: float | None, spec: str) -> str:
+    """`value` formatted by `spec`, or "—" where there is none (None or NaN), as every funnel table prints it."""
     return "—" if value is None or math.isnan(value) else format(value, spec)

@@ -19,11 +19,15 @@ from optsearch.engine.config import Schedule
 from optsearch.engine.executors import EvalJob, Executor, finished_cleanly, job_evaluations, run_job
 from optsearch.engine.store import BASELINE, Sample, Store, Trial
 from optsearch.strategies import Strategy, state_from_bytes, state_to_bytes
-from optsearch.tasks.results import Evaluation, Status
+from optsearch.tasks.results import BROKEN, Evaluation, Status
 from optsearch.tasks.settings import Settings
 
 REJECTED_REWARD = 0.0
 """Reward told to the strategy for a rule rejected before training (non-finite, zero, blind to g)."""
+
+
+class BrokenTask(ValueError):
+    """The task cannot train even the baselines: a search on it would spend its budget on nothing."""
 
 
 @dataclass
@@ -98,13 +102,22 @@ class SearchLoop:
                 self._record(self.evaluator.trials(future, rnd.pending.pop(future), name), notify=False)
 
     def _evaluate_baselines(self, rules: Sequence[Rule]) -> None:
+        """Evaluate and store the baselines not stored yet; when every one of them comes back invalid or failed,
+        the task is what is broken: raise BrokenTask and store none (a fixed task then starts afresh)."""
         missing = [r for r in rules if r.fingerprint not in self.known]
         pending = self.evaluator.submit(missing, -1)
+        trials: list[Trial] = []
         while pending:
             for future in self.evaluator.wait(list(pending)):
-                for trial in self.evaluator.trials(future, pending.pop(future), BASELINE):
-                    self.store.add_trial(trial)
-                    self.known[trial.fingerprint] = trial.reward
+                trials += self.evaluator.trials(future, pending.pop(future), BASELINE)
+        if trials and len(trials) == len(rules) and all(t.status in BROKEN for t in trials):
+            t = trials[0]
+            reason = (t.reason or "no reason given").splitlines()[0]
+            raise BrokenTask(f"task {self.evaluator.task}: every baseline came back invalid or failed, so the task "
+                             f"(or its workers) is broken, not the rules; {t.rule}: {t.status}: {reason}")
+        for trial in trials:
+            self.store.add_trial(trial)
+            self.known[trial.fingerprint] = trial.reward
 
     def _search(self, name: str) -> str:
         stopped = "budget"
@@ -124,9 +137,10 @@ class SearchLoop:
             in_flight = sum(len(r.new) for r in self.rounds)
             if self.told_new + in_flight >= budget:
                 return False
-            if self.progress.sampled + sum(len(r.rules) for r in self.rounds) >= self.max_samples:
+            room = self.max_samples - self.progress.sampled - sum(len(r.rules) for r in self.rounds)
+            if room <= 0:
                 return True
-            rules = self.strategy.ask(self.batch)
+            rules = self.strategy.ask(min(self.batch, room))  # the cap is hard: never more samples than it
             flying = {r.fingerprint for rnd in self.rounds for r in rnd.new}
             samples, new = self._triage(rules, flying, name)
             new = new[: budget - self.told_new - in_flight]

@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
 """
 
 
+WAL_FILES = ("-wal", "-shm")
+"""The files SQLite keeps beside a db in WAL mode while it is open."""
 BASELINE = "baseline"
 """The `strategy` of a trial that is a reference baseline, evaluated outside the search's budget."""
 BASELINES: tuple[str, ...] = ("adam", "g")
@@ -168,7 +170,9 @@ class Store:
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = str(path)
         self._lock: int | None = None
+        self._tidy = False  # remove the WAL files this read-only open created, when it closes
         if readonly:
+            self._tidy = not any(Path(self.path + suffix).exists() for suffix in WAL_FILES)
             self.db = _connect_readonly(self.path)
             if "trials" not in _tables(self.db, self.path):
                 self.db.close()
@@ -195,6 +199,8 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        if self._tidy:
+            _drop_wal_files(self.path)
         if self._lock is not None:
             _unlock(self.path + ".lock", self._lock)
             self._lock = None
@@ -208,7 +214,13 @@ class Store:
     # --- config --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.path}: its stored {key} is not valid JSON ({exc}); allowed: a db written by "
+                             "optsearch") from None
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.db:
@@ -256,8 +268,11 @@ class Store:
         rows = self.db.execute("SELECT * FROM samples ORDER BY id")
         return [Sample(**{**row, "tokens": json.loads(row["tokens"])}) for row in _dicts(rows)]
 
-    def count_samples(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+    def count_samples(self, kind: str | None = None) -> int:
+        """Sampled rules, or those of one `kind` (new, duplicate, rejected)."""
+        if kind is None:
+            return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM samples WHERE kind = ?", (kind,)).fetchone()[0]
 
     # --- funnel evaluations ------------------------------------------------------------------------
     def add_evaluation(self, e: StoredEvaluation) -> bool:
@@ -319,6 +334,19 @@ def _connect_readonly(path: str) -> sqlite3.Connection:
     if p.is_dir():
         raise StoreError(f"{path} is a directory, not an SQLite database")
     return _connect(p.resolve().as_uri() + "?mode=ro", path)
+
+
+def _drop_wal_files(path: str) -> None:
+    """A read-only connection to a WAL db creates empty -wal/-shm files and cannot remove them; the last writable
+    connection to close removes them, and SQLite knows whether it is the last (a writer opened since keeps them)."""
+    try:
+        db = sqlite3.connect(path)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        pass  # a read-only folder or file: the files stay, as before
 
 
 def _connect(target: str, path: str | None = None) -> sqlite3.Connection:

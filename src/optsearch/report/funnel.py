@@ -18,7 +18,9 @@ from optsearch.engine.funnel_text import (
     entry_texts,
     explanation,
     prediction_texts,
+    progress_text,
     standing_texts,
+    table_state,
     versus_text,
 )
 from optsearch.engine.stats import paired_differences
@@ -37,7 +39,9 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
         f"over {len(result.proxy.seeds)} fresh seeds (± standard error). Spearman ρ between them: "
         + ("n/a (fewer than 3 rules)" if math.isnan(rho) else f"{rho:.2f}")
         + ". A search picks its winners on one noisy reward, so they regress toward the mean on fresh seeds.")
-    sections = [Section("Funnel: stage 1 vs stage 2 (the winner's curse)", [image])]
+    unfinished = progress_text(result)
+    sections = [Section("Funnel: stage 1 vs stage 2 (the winner's curse)", [*([unfinished] if unfinished else []),
+                                                                             image])]
     sections += [_task_section(table) for table in [result.proxy, *result.transfer]]
     tasks = [t.task for t in result.transfer]
     rows: list[list[Cell]] = [_code_rule(standing_texts(rank, s, tasks))
@@ -61,10 +65,12 @@ def _task_section(table: TaskTable) -> Section:
     tuned = (f", the learning rate tuned on {len(table.tune_seeds)} others "
              f"({', '.join(map(str, table.tune_seeds))})" if table.tune_seeds else "")
     versus = versus_text(table)
+    state = table_state(table)
     return Section(f"Funnel: {table.task} ({stage})", [
         f"{len(table.found)} found rules, {references} reference rules (the paper's) and "
         f"{len(table.entries) - len(table.found) - references} baselines scored over {len(table.seeds)} seeds "
-        f"({', '.join(map(str, table.seeds))}){tuned}.", *([versus] if versus else []), *([forest] if forest else []),
+        f"({', '.join(map(str, table.seeds))}){tuned}" + (f"; {state}." if state else "."),
+        *([versus] if versus else []), *([forest] if forest else []),
         Table(list(ENTRY_HEADERS), rows)])
 
 

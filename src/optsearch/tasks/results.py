@@ -25,6 +25,10 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
+BROKEN: tuple[Status, ...] = (Status.INVALID, Status.FAILED)
+"""An evaluation with one of these statuses trained nothing at all (a diverged one did train)."""
+
+
 @dataclass
 class LrResult:
     """One (rule, learning-rate) member's run, as the trainers fill it.
