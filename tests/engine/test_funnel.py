@@ -345,6 +345,19 @@ def test_a_failed_result_is_replaced_and_a_finished_one_never(tmp_path):
     assert row.evaluation.status is Status.OK and row.evaluation.reward == 0.5
 
 
+def test_the_second_runs_funnel_stored_before_score_seeds_still_loads_as_it_was_scored(tmp_path):
+    """run2-ppo.sqlite (issue 12) tuned and scored stage 3 on the same 3 seeds and had no reference rules."""
+    db = tmp_path / "run2-ppo.sqlite"
+    shutil.copy(DISCOVERY / "run2-ppo.sqlite", db)  # a copy: the committed store is never opened for writing
+    with Store(db, readonly=True) as store:
+        result = load_funnel(store)
+    assert result.complete and not result.plan.references and len(result.proxy.seeds) == 10
+    for table in result.transfer:
+        assert (table.seeds, table.tune_seeds) == ((1, 2, 3), ()) and table.problem is None
+        assert {e.role for e in table.entries} == {BASELINE, FOUND} and len(table.found) == 5
+        assert all(e.verdict in ("beats", "ties", "loses") and not math.isnan(e.detectable) for e in table.found)
+
+
 def test_stores_written_before_the_funnel_read_as_having_no_evaluations():
     with Store(DISCOVERY / "ppo-seed0.sqlite", readonly=True) as store:
         assert store.evaluations() == [] and store.count_trials() > 0
