@@ -123,7 +123,7 @@ def test_a_reference_rule_is_judged_apart_and_never_the_verdicts_baseline():
 
 
 def test_the_detectable_gap_is_the_textbook_one_and_a_simulation_detects_it_80_percent_of_the_time():
-    # Cohen's one-sample t table: n 10, two-sided alpha 0.05, power 0.8 needs d = 1.00 (G*Power: 0.9960)
+    # the textbook case: a paired (one-sample) t-test on 10 seeds, two-sided alpha 0.05, 80% power needs d ~ 1.0
     assert detectable_gap(1.0, 10, 1) == pytest.approx(0.9960, abs=1e-3)
     spread, n, rules = 0.02, 10, 5
     gap = detectable_gap(spread, n, rules)

@@ -85,7 +85,8 @@ class FunnelConfig:
     def to_json(self) -> dict[str, Any]:
         steps = dict(self.steps) if isinstance(self.steps, Mapping) else self.steps
         return {"top": self.top, "seeds": self.seeds, "finalists": self.finalists,
-                "tasks": None if self.tasks is None else list(self.tasks), "transfer_seeds": self.tune_seeds,
+                "tasks": None if self.tasks is None else list(self.tasks),
+                "transfer_seeds": self.tune_seeds,  # its name before score seeds: old and new plans read alike
                 "score_seeds": self.score_seeds, "steps": steps, "lrs": None if self.lrs is None else list(self.lrs),
                 "baselines": list(self.baselines), "references": list(self.references)}
 
@@ -103,10 +104,6 @@ class Stage:
     @property
     def task(self) -> str:
         return self.settings.task
-
-    @property
-    def key(self) -> str:
-        return settings_key(self.settings)
 
     def row_key(self, rule: Rule, seed: int) -> tuple[str, str, str, int, str]:
         """The `StoredEvaluation.key` of `rule`'s row at `seed` in this stage."""
