@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-seeds", type=_whole(2), default=10, help="stage 3: other, fresh seeds per task that "
                    "score the tuned rate alone and decide the verdicts (default 10)")
     p.add_argument("--steps", type=_budgets, help="stage 3: steps per member, for every task or TASK=N,... "
-                   "(default: each task's search budget)")
+                   "(default: each task's own budget)")
     p.add_argument("--lrs", type=_floats, help="stage 3: learning-rate grid (default: the search's), "
                    "extended a decade while a rule's best lr is at its edge")
     p.add_argument("--baselines", nargs="+", help="more baselines (zoo names or rule texts) beside "
