@@ -25,7 +25,6 @@ from optsearch.engine.funnel_analysis import (
     FunnelResult,
     TaskTable,
     analyze,
-    broken,
     compare,
     load_funnel,
     tuned_scores,
@@ -48,6 +47,7 @@ from optsearch.engine.stats import detectable_gap, holm, paired_p, spearman, ver
 from optsearch.engine.store import BASELINE, StoredEvaluation
 from optsearch.optim.zoo import resolve
 from optsearch.tasks import Evaluation, LrResult, Settings, Status
+from optsearch.tasks.results import baselines_broken
 
 DISCOVERY = Path(__file__).parents[2] / "docs" / "discovery"
 TINY = ["--top", "3", "--seeds", "2", "--finalists", "2", "--tasks", "digits", "--tune-seeds", "2",
@@ -146,9 +146,9 @@ def test_a_rule_or_baseline_missing_a_seed_leaves_every_verdict_incomplete_not_f
 def test_a_task_whose_baselines_never_trained_marks_every_entry_invalid_never_a_verdict():
     invalid = Evaluation("g", "digits", 0.0, Status.INVALID, "IndexError: Target 4 is out of bounds.\nmore")
     diverged = Evaluation("g", "digits", 0.0, Status.DIVERGED, "every learning rate diverged")
-    assert broken([invalid, invalid]) == ("every baseline came back invalid or failed (g: invalid: IndexError: "
-                                          "Target 4 is out of bounds.)")
-    assert broken([invalid, diverged]) is None and broken([]) is None
+    assert baselines_broken([invalid, invalid]) == ("every baseline came back invalid or failed (g: invalid: "
+                                                    "IndexError: Target 4 is out of bounds.)")
+    assert baselines_broken([invalid, diverged]) is None and baselines_broken([]) is None
     sgd, rule = _entry("g", [0.0, 0.0], "sgd"), _entry("m", [0.0, 0.0])
     compare([sgd, rule], seeds=2, problem="every baseline came back invalid or failed")
     assert (sgd.verdict, rule.verdict) == ("invalid", "invalid") and math.isnan(rule.p)

@@ -103,7 +103,7 @@ class Schedule:
     """How much a search session does and how it paces asks; not part of the config, so it may change on resume.
 
     `batch` rules are asked per round (None: 8 × workers) and `ahead` rounds are asked before the oldest round's
-    rewards are told. Sampling stops after `max_samples` (None: 20 × budget).
+    rewards are told. Sampling stops at exactly `max_samples` (None: 20 × budget), the last ask cut to fit.
     """
 
     budget: int

@@ -91,11 +91,12 @@ def search(
     search. A db without trials or samples (a start that failed) is taken over. See `Schedule` for batch, ahead
     and max_samples. On a task, the `baselines` (rule texts; Adam and SGD by default) are evaluated once under
     the same settings and stored with strategy BASELINE, outside the budget, so every leaderboard and report
-    shows what a found rule has to beat. A rule already evaluated is told to the strategy with its stored reward
-    minus `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345 unique in 20,000
-    samples on mnist1d); with 0.1 it still collapsed in a long run (916 unique in 40,000 samples; docs/results.md
-    §5), and 1.0 got it out. The stored reward itself never changes. Every argument is checked before the db is
-    opened: bad input raises a ValueError naming it and leaves no db behind.
+    shows what a found rule has to beat; when every baseline comes back invalid or failed, the task itself is broken
+    and the search raises BrokenTask before sampling anything. A rule already evaluated is told to the strategy
+    with its stored reward minus `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345
+    unique in 20,000 samples on mnist1d); with 0.1 it still collapsed in a long run (916 unique in 40,000 samples;
+    docs/results.md §5), and 1.0 got it out. The stored reward itself never changes. Every argument is checked
+    before the db is opened: bad input raises a ValueError naming it and leaves no db behind.
     """
     settings = _settings(task, objective, settings, seed, lrs=lrs, steps=steps, batch_size=batch_size,
                          device=device, precision=precision, data_dir=data_dir, fidelity=fidelity,

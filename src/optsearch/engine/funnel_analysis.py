@@ -18,7 +18,7 @@ from optsearch.dsl import Rule
 from optsearch.engine.funnel_plan import FOUND, META_KEY, REFERENCE, Entrant, Plan, Stage
 from optsearch.engine.stats import detectable_gap, holm, paired_differences, paired_p, spearman, verdict
 from optsearch.engine.store import BASELINE, Store, StoredEvaluation
-from optsearch.tasks.results import BROKEN, Evaluation, Status
+from optsearch.tasks.results import Evaluation, Status, baselines_broken
 
 
 @dataclass
@@ -208,20 +208,10 @@ def _table(stage: Stage, entrants: Sequence[Entrant], index: Mapping[tuple, Eval
                       else dict.fromkeys(stage.score_seeds, 0.0) if scores else {})
         entries.append(Entry(str(e.rule), e.rule.fingerprint, e.rule.tokens, e.name, e.role, lr, scores))
     seeds = stage.score_seeds or stage.seeds
-    problem = broken(baseline_rows)
+    problem = baselines_broken(baseline_rows)
     compare(entries, len(seeds), problem)
     entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
     return TaskTable(stage.name, stage.task, seeds, entries, stage.seeds if stage.score_seeds else (), problem)
-
-
-def broken(baseline_rows: Sequence[Evaluation]) -> str | None:
-    """Why a task cannot rank rules: every stored result of every baseline is invalid or failed (the task, or its
-    workers, cannot train); None when some baseline trained or none has a result yet."""
-    if not baseline_rows or any(ev.status not in BROKEN for ev in baseline_rows):
-        return None
-    ev = baseline_rows[0]
-    reason = (ev.reason or "no reason given").splitlines()[0]
-    return f"every baseline came back invalid or failed ({ev.rule}: {ev.status}: {reason})"
 
 
 def tuned_scores(evals: Mapping[int, Evaluation]) -> tuple[float | None, dict[int, float]]:

@@ -19,7 +19,7 @@ from optsearch.engine.config import Schedule
 from optsearch.engine.executors import EvalJob, Executor, finished_cleanly, job_evaluations, run_job
 from optsearch.engine.store import BASELINE, Sample, Store, Trial
 from optsearch.strategies import Strategy, state_from_bytes, state_to_bytes
-from optsearch.tasks.results import BROKEN, Evaluation, Status
+from optsearch.tasks.results import Evaluation, Status, baselines_broken
 from optsearch.tasks.settings import Settings
 
 REJECTED_REWARD = 0.0
@@ -110,11 +110,10 @@ class SearchLoop:
         while pending:
             for future in self.evaluator.wait(list(pending)):
                 trials += self.evaluator.trials(future, pending.pop(future), BASELINE)
-        if trials and len(trials) == len(rules) and all(t.status in BROKEN for t in trials):
-            t = trials[0]
-            reason = (t.reason or "no reason given").splitlines()[0]
-            raise BrokenTask(f"task {self.evaluator.task}: every baseline came back invalid or failed, so the task "
-                             f"(or its workers) is broken, not the rules; {t.rule}: {t.status}: {reason}")
+        why = baselines_broken(trials) if len(trials) == len(rules) else None  # stored ones passed this once
+        if why is not None:
+            raise BrokenTask(f"task {self.evaluator.task}: {why}, so the task (or its workers) is broken, not the "
+                             "rules")
         for trial in trials:
             self.store.add_trial(trial)
             self.known[trial.fingerprint] = trial.reward

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -27,6 +28,16 @@ class Status(StrEnum):
 
 BROKEN: tuple[Status, ...] = (Status.INVALID, Status.FAILED)
 """An evaluation with one of these statuses trained nothing at all (a diverged one did train)."""
+
+
+def baselines_broken(results: Sequence[Any]) -> str | None:
+    """Why a task cannot rank rules, when every one of its baselines' `results` (Evaluations or stored trials) is
+    invalid or failed: the task, or its workers, cannot train. None when one trained or there are none."""
+    if not results or any(r.status not in BROKEN for r in results):
+        return None
+    first = results[0]
+    reason = (first.reason or "no reason given").splitlines()[0]
+    return f"every baseline came back invalid or failed ({first.rule}: {first.status}: {reason})"
 
 
 @dataclass
