@@ -202,16 +202,23 @@ def _table(stage: Stage, entrants: Sequence[Entrant], index: Mapping[tuple, Eval
             baseline_rows += rows.values()
         lr, scores = tuned_scores({seed: ev for seed, ev in rows.items() if ev.status != Status.FAILED})
         if stage.score_seeds:  # the tuning seeds chose the lr: only the fresh seeds score it
-            keys = [] if lr is None else [(seed, stage.score_key(e.rule, seed, lr)) for seed in stage.score_seeds]
-            scored = {seed: index[key] for seed, key in keys if key in index and index[key].status != Status.FAILED}
-            scores = ({seed: score_at(ev, lr) for seed, ev in scored.items()} if lr is not None
-                      else dict.fromkeys(stage.score_seeds, 0.0) if scores else {})
+            scores = _fresh_scores(stage, e.rule, lr, bool(scores), index)
         entries.append(Entry(str(e.rule), e.rule.fingerprint, e.rule.tokens, e.name, e.role, lr, scores))
     seeds = stage.score_seeds or stage.seeds
     problem = baselines_broken(baseline_rows)
     compare(entries, len(seeds), problem)
     entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
     return TaskTable(stage.name, stage.task, seeds, entries, stage.seeds if stage.score_seeds else (), problem)
+
+
+def _fresh_scores(stage: Stage, rule: Rule, lr: float | None, tuned: bool,
+                  index: Mapping[tuple, Evaluation]) -> dict[int, float]:
+    """`rule`'s scores on the stage's score seeds at its tuned `lr`: 0 on each if it never trained while `tuned`
+    (lr None), none before it is tuned."""
+    if lr is None:
+        return dict.fromkeys(stage.score_seeds, 0.0) if tuned else {}
+    rows = {seed: index.get(stage.score_key(rule, seed, lr)) for seed in stage.score_seeds}
+    return {seed: score_at(ev, lr) for seed, ev in rows.items() if ev is not None and ev.status != Status.FAILED}
 
 
 def tuned_scores(evals: Mapping[int, Evaluation]) -> tuple[float | None, dict[int, float]]:
