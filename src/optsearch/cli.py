@@ -331,7 +331,7 @@ def _budgets(text: str) -> int | dict[str, int]:
 def cmd_funnel(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from optsearch.engine.funnel_plan import FUNNEL_BASELINES
+    from optsearch.engine.funnel_plan import FUNNEL_BASELINES, REFERENCE_RULES
     from optsearch.engine.funnel_run import funnel
     from optsearch.engine.funnel_text import (
         ENTRY_HEADERS,
@@ -344,7 +344,9 @@ def cmd_funnel(args: argparse.Namespace) -> int:
         progress_text,
         standing_texts,
         table_state,
+        versus_text,
     )
+    from optsearch.engine.store import BASELINE
 
     bar = Progress(TextColumn("[bold]funnel {task.fields[stage]}"), BarColumn(),
                    TextColumn("{task.completed}/{task.total} evaluations"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -360,20 +362,26 @@ def cmd_funnel(args: argparse.Namespace) -> int:
 
     try:
         result = funnel(args.db, top=args.top, seeds=args.seeds, finalists=args.finalists, tasks=args.tasks,
-                        transfer_seeds=args.transfer_seeds, steps=args.steps, lrs=args.lrs,
-                        baselines=[*FUNNEL_BASELINES, *(args.baselines or [])], workers=args.workers,
+                        tune_seeds=args.tune_seeds, score_seeds=args.score_seeds, steps=args.steps, lrs=args.lrs,
+                        baselines=[*FUNNEL_BASELINES, *(args.baselines or [])],
+                        references=REFERENCE_RULES if args.references is None else args.references,
+                        workers=args.workers,
                         executor=args.executor, address=args.address, on_progress=show)
     finally:
         if jobs:
             bar.stop()
     for table in [result.proxy, *result.transfer]:
         stage = "stage 2, the search's task" if table.stage == "proxy" else "stage 3, held out"
+        tuned = f", lr tuned on {len(table.tune_seeds)} others" if table.tune_seeds else ""
         state = table_state(table)
-        out = _table(f"{table.task} ({stage}; {len(table.seeds)} seeds" + (f"; {state})" if state else ")"),
+        out = _table(f"{table.task} ({stage}; {len(table.seeds)} seeds{tuned}" + (f"; {state})" if state else ")"),
                      ENTRY_HEADERS, ("rule", "verdict"))
         for rank, entry in enumerate(table.entries, 1):
-            out.add_row(*entry_texts(rank, entry), style="dim" if entry.baseline else None)
+            out.add_row(*entry_texts(rank, entry), style="dim" if entry.role == BASELINE else None)
         console.print(out)
+        versus = versus_text(table)
+        if versus:
+            console.print(versus, highlight=False)
     tasks = [t.task for t in result.transfer]
     board = _table("leaderboard over the held-out tasks (gap to each task's best baseline)",
                    (*STANDING_HEADERS, *tasks), ("rule",))
@@ -610,13 +618,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finalists", type=_whole(1), default=10, help="stage 3: the best M of stage 2 (default 10)")
     p.add_argument("--tasks", type=_names, help="stage 3: held-out tasks, comma separated "
                    "(default fashion_mnist_conv,kjv_char_lstm, less the search's own)")
-    p.add_argument("--transfer-seeds", type=_whole(2), default=3, help="stage 3: seeds per task (default 3)")
+    p.add_argument("--tune-seeds", type=_whole(1), default=3, help="stage 3: seeds per task that tune each rule's "
+                   "learning rate on the grid (default 3)")
+    p.add_argument("--score-seeds", type=_whole(2), default=10, help="stage 3: other, fresh seeds per task that "
+                   "score the tuned rate alone and decide the verdicts (default 10)")
     p.add_argument("--steps", type=_budgets, help="stage 3: steps per member, for every task or TASK=N,... "
-                   "(default: each task's search budget)")
+                   "(default: each task's own budget)")
     p.add_argument("--lrs", type=_floats, help="stage 3: learning-rate grid (default: the search's), "
                    "extended a decade while a rule's best lr is at its edge")
-    p.add_argument("--baselines", nargs="+", help="more baselines (zoo names or rule texts) beside sgd, momentum, "
-                   "adam and rmsprop")
+    p.add_argument("--baselines", nargs="+", help="more baselines (zoo names or rule texts) beside "
+                   "sgd, momentum, adam, rmsprop, adam * cd and m * cd")
+    p.add_argument("--references", nargs="*", help="the paper's rules to show beside the baselines, never judged "
+                   "against (default powersign-ld powersign-cd addsign-ld addsign-cd nos12; the flag alone: none)")
     p.add_argument("--workers", type=_whole(1), default=1)
     p.add_argument("--executor", default="inline", help="inline, process or ray")
     p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")

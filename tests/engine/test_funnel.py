@@ -24,22 +24,36 @@ from optsearch.engine.funnel_analysis import (
     Entry,
     FunnelResult,
     TaskTable,
+    analyze,
     compare,
     load_funnel,
     tuned_scores,
 )
-from optsearch.engine.funnel_plan import PROXY, TRANSFER
+from optsearch.engine.funnel_plan import (
+    FOUND,
+    FUNNEL_BASELINES,
+    PROXY,
+    REFERENCE,
+    REFERENCE_RULES,
+    SCORE,
+    TRANSFER,
+    FunnelConfig,
+    make_plan,
+)
 from optsearch.engine.funnel_run import funnel
 from optsearch.engine.funnel_text import progress_text, table_state
 from optsearch.engine.reaper import descendants
-from optsearch.engine.stats import holm, paired_p, spearman, verdict
-from optsearch.engine.store import StoredEvaluation
+from optsearch.engine.stats import detectable_gap, holm, paired_p, spearman, verdict
+from optsearch.engine.store import BASELINE, StoredEvaluation
+from optsearch.optim.zoo import resolve
 from optsearch.tasks import Evaluation, LrResult, Settings, Status
 from optsearch.tasks.results import baselines_broken
 
 DISCOVERY = Path(__file__).parents[2] / "docs" / "discovery"
-TINY = ["--top", "3", "--seeds", "2", "--finalists", "2", "--tasks", "digits", "--transfer-seeds", "2",
-        "--steps", "30"]
+TINY = ["--top", "3", "--seeds", "2", "--finalists", "2", "--tasks", "digits", "--tune-seeds", "2",
+        "--score-seeds", "2", "--steps", "30"]
+FIXED = len(FUNNEL_BASELINES) + len(REFERENCE_RULES)
+"""The rules every stage trains beside the found ones by default."""
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -67,9 +81,10 @@ def test_verdict_needs_an_adjusted_p_below_alpha_and_takes_the_gaps_sign():
     assert verdict(0.02, math.nan) == "incomplete"
 
 
-def _entry(name, scores, baseline=None):
+def _entry(name, scores, baseline=None, role=None):
     rule = parse(name)
-    return Entry(str(rule), rule.fingerprint, rule.tokens, baseline, 0.1, dict(enumerate(scores)))
+    role = role or (FOUND if baseline is None else BASELINE)
+    return Entry(str(rule), rule.fingerprint, rule.tokens, baseline, role, 0.1, dict(enumerate(scores)))
 
 
 def test_a_rule_clearly_better_on_every_seed_beats_the_best_baseline_and_holm_spares_no_one():
@@ -84,6 +99,40 @@ def test_a_rule_clearly_better_on_every_seed_beats_the_best_baseline_and_holm_sp
     raw = [better.p, same.p, worse.p]
     assert [better.p_adjusted, same.p_adjusted, worse.p_adjusted] == pytest.approx(holm(raw))
     assert better.p_adjusted > better.p  # corrected for the three rules of the task
+    d = np.subtract(list(better.scores.values()), list(adam.scores.values()))
+    assert better.detectable == pytest.approx(detectable_gap(np.std(d, ddof=1), 4, 3))
+    assert math.isnan(adam.detectable) and math.isnan(sgd.detectable)
+
+
+def test_a_reference_rule_is_judged_apart_and_never_the_verdicts_baseline():
+    adam = _entry("adam", [0.60, 0.63, 0.61, 0.60], "adam")
+    paper = _entry("g * exp(ld * sign(g) * sign(m))", [0.80, 0.84, 0.81, 0.82], "powersign-ld", REFERENCE)
+    found = _entry("adam * exp(m)", [0.70, 0.74, 0.72, 0.71])
+    worse = _entry("g + drop(m, 0.3)", [0.30, 0.33, 0.31, 0.30])
+    compare([adam, paper, found, worse])
+    # the reference scores best of all, yet the found rules are judged against the best baseline, Adam
+    assert (adam.verdict, found.verdict, paper.verdict) == ("best baseline", "beats", "beats")
+    assert found.gap == pytest.approx(found.mean - adam.mean)
+    assert found.p_adjusted == pytest.approx(holm([found.p, worse.p])[0])  # Holm over the found rules only
+    assert paper.p_adjusted == pytest.approx(paper.p)  # alone in its family
+    table = TaskTable(TRANSFER, "digits", (0, 1, 2, 3), [paper, found, adam, worse])
+    assert [e.rule for e in table.found] == [found.rule, worse.rule]
+    versus = table.versus_references
+    assert (versus.found, versus.reference) == (found, paper)
+    assert versus.gap == pytest.approx(found.mean - paper.mean) and versus.p == paired_p(found.scores, paper.scores)
+
+
+def test_the_detectable_gap_is_the_textbook_one_and_a_simulation_detects_it_80_percent_of_the_time():
+    # the textbook case: a paired (one-sample) t-test on 10 seeds, two-sided alpha 0.05, 80% power needs d ~ 1.0
+    assert detectable_gap(1.0, 10, 1) == pytest.approx(0.9960, abs=1e-3)
+    spread, n, rules = 0.02, 10, 5
+    gap = detectable_gap(spread, n, rules)
+    d = np.random.default_rng(0).normal(gap, spread, (40_000, n))  # 40k experiments' per-seed differences
+    t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n))
+    power = np.mean(2 * stats.t.sf(np.abs(t), n - 1) < 0.05 / rules)
+    assert power == pytest.approx(0.80, abs=0.01)
+    assert detectable_gap(spread, 20, rules) < gap < detectable_gap(spread, n, 10)  # more seeds, more rules
+    assert detectable_gap(0.0, n, rules) == 0.0 and math.isnan(detectable_gap(spread, 1, rules))
 
 
 def test_a_rule_or_baseline_missing_a_seed_leaves_every_verdict_incomplete_not_final():
@@ -119,14 +168,14 @@ def test_the_lr_is_tuned_on_mean_validation_and_the_score_is_test_at_that_lr():
 
 def test_predictiveness_ranks_the_finalists_stage_1_and_stage_2_against_each_held_out_task():
     def entry(fp, mean, baseline=None):
-        return Entry(fp, fp, (), baseline, 0.1, {1: mean, 2: mean})
+        return Entry(fp, fp, (), baseline, FOUND if baseline is None else BASELINE, 0.1, {1: mean, 2: mean})
 
     # stage 1 orders a > b > c > d; stage 2 orders b > a > c > d; the held-out task d > c > b > a (and a baseline)
     stage1 = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}
     proxy = TaskTable("proxy", "mnist1d", (1, 2), [entry("a", 0.5), entry("b", 0.6), entry("c", 0.4),
                                                    entry("d", 0.3), entry("g", 0.9, "sgd")])
     scored = [entry(f, m) for f, m in zip("abcd", (0.1, 0.2, 0.3, 0.4), strict=True)]
-    unscored = Entry("e", "e", (), None, None, {})
+    unscored = Entry("e", "e", (), None, FOUND, None, {})
     held_out = TaskTable("transfer", "digits", (1, 2), [*scored, entry("g", 0.9, "sgd"), unscored])
     result = FunnelResult(SimpleNamespace(stage1=stage1), proxy, [held_out], [], [])
     (p,) = result.predictiveness
@@ -158,34 +207,80 @@ def db(searched, tmp_path) -> Path:
 
 
 def test_the_stages_store_one_row_per_rule_and_seed_and_a_rerun_computes_nothing(db):
-    result = funnel(db, top=3, seeds=2, finalists=2, tasks=["digits"], transfer_seeds=2, steps=40)
+    kw = dict(top=3, finalists=2, tasks=["digits"], tune_seeds=2, score_seeds=3, steps=40)
+    result = funnel(db, seeds=2, **kw)
     assert result.stopped == "done" and result.reused == 0
     with Store(db, readonly=True) as store:
         rows = store.evaluations()
         trials = store.trials(order="reward")
     top = [t.rule for t in trials if t.status == "ok" and t.strategy != "baseline"][:3]
-    proxy = [r for r in rows if r.stage == PROXY]
-    transfer = [r for r in rows if r.stage == TRANSFER]
-    assert len(proxy) == (3 + 4) * 2 and len(transfer) == (2 + 4) * 2 == result.computed - len(proxy)
-    assert {r.rule for r in proxy} == {*top, "g", "m", "adam", "rmsprop"}
-    assert {r.seed for r in rows} == {1, 2}  # fresh seeds: the search ran at seed 0
-    assert {r.evaluation.steps for r in proxy} == {30} and {r.evaluation.steps for r in transfer} == {40}
+    proxy, tune, score = ([r for r in rows if r.stage == stage] for stage in (PROXY, TRANSFER, SCORE))
+    assert len(proxy) == (3 + FIXED) * 2 and len(tune) == (2 + FIXED) * 2 and len(score) == (2 + FIXED) * 3
+    assert len(rows) == result.computed
+    fixed = {str(resolve(name)) for name in (*FUNNEL_BASELINES, *REFERENCE_RULES)}
+    assert {r.rule for r in proxy} == {*top, *fixed}
+    # fresh seeds (the search ran at seed 0); stage 3 scores on seeds its tuning never saw
+    assert {r.seed for r in proxy} == {r.seed for r in tune} == {1, 2} and {r.seed for r in score} == {3, 4, 5}
+    assert {r.evaluation.steps for r in proxy} == {30}
+    assert {r.evaluation.steps for r in rows if r.stage != PROXY} == {40}
     # stage 3 tunes past the grid's edge: SGD's best of (0.01, 0.1) on digits is the edge, so 1 is tried too
-    assert all({0.01, 0.1, 1.0} <= {p.lr for p in r.evaluation.per_lr} for r in transfer if r.rule == "g")
+    assert all({0.01, 0.1, 1.0} <= {p.lr for p in r.evaluation.per_lr} for r in tune if r.rule == "g")
     assert len({r.key for r in rows}) == len(rows)
     finalists = [e.rule for e in result.proxy.found[:2]]
-    assert {r.rule for r in transfer} == {*finalists, "g", "m", "adam", "rmsprop"}
+    assert {r.rule for r in tune} == {r.rule for r in score} == {*finalists, *fixed}
     assert [str(r) for r in result.finalists] == finalists
-    assert len(result.leaderboard) == 6 and {s.name for s in result.leaderboard if s.baseline} == {
-        "sgd", "momentum", "adam", "rmsprop"}
+    # each rule is scored at its tuned rate alone, and those rows alone are its scores
+    (table,) = result.transfer
+    assert (table.tune_seeds, table.seeds) == ((1, 2), (3, 4, 5))
+    for e in table.entries:
+        mine = {r.seed: r.evaluation for r in score if r.fingerprint == e.fingerprint}
+        assert all([p.lr for p in ev.per_lr] == [e.lr] for ev in mine.values())
+        assert e.scores == {seed: ev.per_lr[0].test_acc for seed, ev in mine.items()}
+    assert {e.name for e in table.entries if e.role == REFERENCE} == set(REFERENCE_RULES)
+    assert {e.name for e in table.entries if e.role == BASELINE} == set(FUNNEL_BASELINES)
+    assert table.best_baseline.role == BASELINE and table.versus_references is not None
+    assert len(result.leaderboard) == 2 + FIXED and {s.name for s in result.leaderboard if s.role == BASELINE} == {
+        *FUNNEL_BASELINES}
 
-    again = funnel(db, top=3, seeds=2, finalists=2, tasks=["digits"], transfer_seeds=2, steps=40)
+    again = funnel(db, seeds=2, **kw)
     assert (again.computed, again.reused) == (0, len(rows))
-    more = funnel(db, top=3, seeds=3, finalists=2, tasks=["digits"], transfer_seeds=2, steps=40)
+    more = funnel(db, seeds=3, **kw)
     with Store(db, readonly=True) as store:
         added = [r for r in store.evaluations() if r.key not in {old.key for old in rows}]
     assert more.computed == len(added)  # a third seed: only its rows (and a new finalist's, if one) are trained
-    assert sorted((r.stage, r.seed) for r in added if r.stage == PROXY) == [(PROXY, 3)] * (3 + 4)
+    assert sorted((r.stage, r.seed) for r in added if r.stage == PROXY) == [(PROXY, 3)] * (3 + FIXED)
+
+
+def test_the_verdict_on_a_held_out_task_counts_only_the_fresh_score_seeds():
+    """A rule far ahead on the seeds that tuned its rate but level with the baseline on the fresh ones ties."""
+    rules = {"adam": parse("adam"), "found": parse("adam * exp(m)")}
+    trials = [Trial("adam * exp(m)", list(rules["found"].tokens), rules["found"].fingerprint, "ok", 0.9,
+                    strategy="random")]
+    config = FunnelConfig(top=1, seeds=2, finalists=1, tasks=("digits",), tune_seeds=2, score_seeds=4,
+                          baselines=("adam",), references=())
+    plan = make_plan(config, Settings("mnist1d", (0.01, 0.1), 30), trials)
+    (stage,) = plan.transfer
+    assert set(stage.seeds).isdisjoint(stage.score_seeds) and len(stage.score_seeds) == 4
+
+    def row(rule, key, per_lr):
+        fingerprint, name, task, seed, settings = key
+        ev = Evaluation(str(rule), task, 0.5, "ok", per_lr=per_lr, seed=seed)
+        return StoredEvaluation(fingerprint, str(rule), name, task, seed, settings, ev)
+
+    rows = [row(rule, plan.proxy.row_key(rule, seed), [LrResult(0.1, 0.6, 0.6)])
+            for rule in rules.values() for seed in plan.proxy.seeds]  # stage 2 makes the rule a finalist
+    for seed in stage.seeds:  # tuning: lr 0.1 is best for both; the found rule is 0.3 ahead on test there
+        for who, bonus in (("adam", 0.0), ("found", 0.3)):
+            per_lr = [LrResult(0.01, 0.4, 0.4 + bonus), LrResult(0.1, 0.6, 0.6 + bonus)]
+            rows.append(row(rules[who], stage.row_key(rules[who], seed), per_lr))
+    for i, seed in enumerate(stage.score_seeds):  # scoring at 0.1: level, up to noise
+        for who, jitter in (("adam", 0.0), ("found", (-1) ** i * 0.01)):
+            per_lr = [LrResult(0.1, 0.6, 0.6 + jitter)]
+            rows.append(row(rules[who], stage.score_key(rules[who], seed, 0.1), per_lr))
+    (table,) = analyze(plan, rows).transfer
+    found = next(e for e in table.entries if e.role == FOUND)
+    assert found.lr == 0.1 and set(found.scores) == set(stage.score_seeds)
+    assert found.gap == pytest.approx(0.0) and found.verdict == "ties"
 
 
 def test_adam_clearly_beats_sgd_on_its_grid_and_a_rule_that_barely_moves_loses(tmp_path):
@@ -198,7 +293,8 @@ def test_adam_clearly_beats_sgd_on_its_grid_and_a_rule_that_barely_moves_loses(t
         for text, reward in (("adam", 0.9), ("clip(g, 1e-5)", 0.1)):
             rule = parse(text)
             store.add_trial(Trial(str(rule), list(rule.tokens), rule.fingerprint, "ok", reward, strategy="random"))
-    result = funnel(db, top=2, seeds=3, finalists=2, tasks=["digits"], transfer_seeds=3, steps=60, baselines=["sgd"])
+    result = funnel(db, top=2, seeds=3, finalists=2, tasks=["digits"], tune_seeds=3, score_seeds=3, steps=60,
+                    baselines=["sgd"], references=())
     verdicts = {e.rule: e.verdict for e in result.proxy.entries}
     assert verdicts == {"adam": "beats", "g": "best baseline", "clip(g, 1e-5)": "loses"}, result.proxy
     # stage 3 extends the grid: SGD is tuned past 0.1 there, and the barely-moving rule still loses
@@ -224,7 +320,7 @@ def test_a_held_out_task_that_trains_nothing_is_marked_invalid_never_a_tie(db, t
     task = tmp_path / "wrong_width.py"
     task.write_text(WRONG_WIDTH)
     args = ["funnel", str(db), "--top", "2", "--seeds", "2", "--finalists", "1", "--tasks", f"{task}:make_task",
-            "--transfer-seeds", "2"]
+            "--tune-seeds", "2", "--score-seeds", "2"]
     assert main(args) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "invalid: every baseline came back invalid or failed" in out
@@ -249,6 +345,19 @@ def test_a_failed_result_is_replaced_and_a_finished_one_never(tmp_path):
     assert row.evaluation.status is Status.OK and row.evaluation.reward == 0.5
 
 
+def test_the_second_runs_funnel_stored_before_score_seeds_still_loads_as_it_was_scored(tmp_path):
+    """run2-ppo.sqlite (issue 12) tuned and scored stage 3 on the same 3 seeds and had no reference rules."""
+    db = tmp_path / "run2-ppo.sqlite"
+    shutil.copy(DISCOVERY / "run2-ppo.sqlite", db)  # a copy: the committed store is never opened for writing
+    with Store(db, readonly=True) as store:
+        result = load_funnel(store)
+    assert result.complete and not result.plan.references and len(result.proxy.seeds) == 10
+    for table in result.transfer:
+        assert (table.seeds, table.tune_seeds) == ((1, 2, 3), ()) and table.problem is None
+        assert {e.role for e in table.entries} == {BASELINE, FOUND} and len(table.found) == 5
+        assert all(e.verdict in ("beats", "ties", "loses") and not math.isnan(e.detectable) for e in table.found)
+
+
 def test_stores_written_before_the_funnel_read_as_having_no_evaluations():
     with Store(DISCOVERY / "ppo-seed0.sqlite", readonly=True) as store:
         assert store.evaluations() == [] and store.count_trials() > 0
@@ -264,10 +373,10 @@ def _rows(db: Path) -> int:
 
 
 def test_kill_9_then_resume_keeps_every_finished_result_and_computes_none_twice(db, survivors):
-    args = [sys.executable, "-m", "optsearch.cli", "funnel", str(db), "--top", "3", "--seeds", "8", "--finalists",
-            "2", "--tasks", "digits", "--transfer-seeds", "3", "--steps", "300", "--executor", "process",
-            "--workers", "2"]
-    total = (3 + 4) * 8 + (2 + 4) * 3
+    args = [sys.executable, "-m", "optsearch.cli", "funnel", str(db), "--top", "3", "--seeds", "4", "--finalists",
+            "2", "--tasks", "digits", "--tune-seeds", "2", "--score-seeds", "2", "--steps", "300", "--references",
+            "--executor", "process", "--workers", "2"]
+    total = (3 + len(FUNNEL_BASELINES)) * 4 + (2 + len(FUNNEL_BASELINES)) * (2 + 2)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while _rows(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
@@ -301,6 +410,9 @@ def _digest(path: Path) -> str:
     (["--tasks", "imagenet"], "unknown task 'imagenet'"),
     (["--baselines", "foo(g)"], "'foo(g)' is neither an optimizer name nor a rule"),
     (["--seeds", "1"], "--seeds: got '1'; allowed: a whole number >= 2"),
+    (["--score-seeds", "1"], "--score-seeds: got '1'; allowed: a whole number >= 2"),
+    (["--tune-seeds", "0"], "--tune-seeds: got '0'; allowed: a whole number >= 1"),
+    (["--references", "foo(g)"], "'foo(g)' is neither an optimizer name nor a rule"),
     (["--steps", "cifar=5"], "steps: given for 'cifar', which is not among the tasks digits"),
     (["--steps", "digits=0"], "steps for digits: got 0"),
     (["--steps", "digits=5,digits=7"], "'digits=7' gives digits a second time"),
@@ -344,17 +456,17 @@ def test_jobs_finished_before_ctrl_c_are_stored_not_lost(db):
         if progress.computed:
             raise KeyboardInterrupt
 
-    kw = dict(top=3, seeds=2, finalists=2, tasks=["digits"], transfer_seeds=2, steps=40)
+    kw = dict(top=3, seeds=2, finalists=2, tasks=["digits"], tune_seeds=2, score_seeds=2, steps=40)
     result = funnel(db, on_progress=stop_at_first_result, **kw)
     assert result.stopped == "interrupted"
     with Store(db, readonly=True) as store:
         kept = len(store.evaluations())
-    assert kept == 2 * 7  # both jobs the inline executor had finished: seeds 1 and 2 of the 7 proxy rules
-    planned = 7 * 2 + (4 + 2) * 2  # stage 2: 3 rules and 4 baselines; stage 3: 2 finalists and the baselines
+    assert kept == 2 * (3 + FIXED)  # both jobs the inline executor had finished: seeds 1 and 2 of the proxy rules
+    planned = (3 + FIXED) * 2 + (2 + FIXED) * 2  # stage 2: 3 found rules; stage 3: 2 finalists, scored on 2 seeds
     assert result.progress == (kept, planned) and not result.complete
     assert progress_text(result) == (f"The funnel is incomplete: {kept} of {planned} results are stored, so every "
                                      "verdict waits for the rest; run the funnel again to finish it.")
-    assert table_state(result.proxy) is None  # stage 2 has all its rows; stage 3 (2 finalists, 4 baselines) none
-    assert [table_state(t) for t in result.transfer] == ["incomplete: 0 of 12 results"]
+    assert table_state(result.proxy) is None  # stage 2 has all its rows; stage 3 none yet
+    assert [table_state(t) for t in result.transfer] == [f"incomplete: 0 of {(2 + FIXED) * 2} results"]
     finished = funnel(db, **kw)
     assert finished.reused == kept and finished.complete and progress_text(finished) is None

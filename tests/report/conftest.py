@@ -89,8 +89,9 @@ def funnel_best() -> str:
 
 
 def make_funnel_db(path: Path) -> Path:
-    """`make_search_db` plus a complete synthetic funnel: 4 candidates × 4 seeds on mnist1d, 2 finalists × 3 seeds
-    on digits, the four baselines; BEST scores 0.1 above the rest on every seed, the others are noise."""
+    """`make_search_db` plus a complete synthetic funnel: 4 candidates × 4 seeds on mnist1d, 2 finalists tuned on
+    3 seeds and scored on 3 others on digits, the baselines and reference rules; BEST scores 0.1 above the rest on
+    every seed, the others are noise."""
     from optsearch.engine.funnel_analysis import analyze
     from optsearch.engine.funnel_plan import PROXY, FunnelConfig, make_plan
     from optsearch.engine.store import StoredEvaluation
@@ -100,23 +101,27 @@ def make_funnel_db(path: Path) -> Path:
     rng = random.Random(2)
     with Store(path) as store:
         trials = store.trials(order="reward")
-        config = FunnelConfig(top=4, seeds=4, finalists=2, tasks=("digits",), transfer_seeds=3)
+        config = FunnelConfig(top=4, seeds=4, finalists=2, tasks=("digits",), tune_seeds=3, score_seeds=3)
         plan = make_plan(config, Settings("mnist1d", (0.01, 0.1), 100), trials)
         store.set_meta("funnel", plan.to_json())
 
-        def write(stage, rules):
+        def write(rules, seeds, key):
             for rule in rules:
-                for seed in stage.seeds:
+                for seed in seeds:
                     score = 0.5 + 0.02 * rng.random() + (0.1 if str(rule) == BEST else 0.0)
                     per_lr = [LrResult(0.01, score, score - 0.01), LrResult(0.1, score - 0.2, score - 0.2)]
-                    ev = Evaluation(str(rule), stage.task, score, "ok", per_lr=per_lr, best_lr=0.01, steps=100,
+                    _, stage, task, _, settings = key(rule, seed)
+                    ev = Evaluation(str(rule), task, score, "ok", per_lr=per_lr, best_lr=0.01, steps=100,
                                     batch_size=32, seed=seed)
-                    store.add_evaluation(StoredEvaluation(rule.fingerprint, str(rule), stage.name, stage.task, seed,
-                                                          stage.key, ev))
+                    store.add_evaluation(StoredEvaluation(rule.fingerprint, str(rule), stage, task, seed, settings,
+                                                          ev))
 
-        write(plan.proxy, [*plan.baselines.values(), *plan.candidates])
+        fixed = [*plan.baselines.values(), *plan.references.values()]
+        write([*fixed, *plan.candidates], plan.proxy.seeds, plan.proxy.row_key)
         finals = analyze(plan, store.evaluations()).finalists
         assert plan.proxy.name == PROXY and str(finals[0]) == BEST
         for stage in plan.transfer:
-            write(stage, [*plan.baselines.values(), *finals])
+            write([*fixed, *finals], stage.seeds, stage.row_key)
+            write([*fixed, *finals], stage.score_seeds,
+                  lambda rule, seed, stage=stage: stage.score_key(rule, seed, 0.01))
     return path

@@ -3,10 +3,13 @@ import re
 import sqlite3
 
 from optsearch.engine.funnel_analysis import Entry, load_funnel
+from optsearch.engine.funnel_plan import FOUND, FUNNEL_BASELINES, REFERENCE_RULES
 from optsearch.engine.stats import ALPHA
 from optsearch.engine.store import Store
 from optsearch.report import write_report
 from optsearch.report.funnel import gap_interval
+
+FIXED = len(FUNNEL_BASELINES) + len(REFERENCE_RULES)
 
 
 def test_a_funnel_db_gets_the_winners_curse_each_tasks_ranking_and_the_leaderboard(funnel_db, funnel_best, tmp_path):
@@ -20,13 +23,16 @@ def test_a_funnel_db_gets_the_winners_curse_each_tasks_ranking_and_the_leaderboa
     board = md.split("## Funnel: final leaderboard")[1]
     for table, n_found, seeds in ((proxy, 4, 4), (held_out, 2, 3)):
         rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| #")]
-        assert len(rows) == n_found + 4  # the found rules and the four baselines
-        assert rows[0].startswith(f"| 1 | `{funnel_best}`") and "| beats |" in rows[0]
+        assert len(rows) == n_found + FIXED  # the found rules, the baselines and the reference rules
+        assert rows[0].startswith(f"| 1 | `{funnel_best}`") and re.search(r"\| beats \| 0\.\d{4} \|", rows[0])
         assert sum("best baseline" in r for r in rows) == 1
+        assert sum("(reference) |" in r for r in rows) == len(REFERENCE_RULES)
         assert all(f"| {seeds} |" in r for r in rows)
         assert all(re.search(r"\| 0\.\d{4} ± 0\.\d{4} \|", r) for r in rows)
+        assert f"the search's best, {funnel_best}, is +0." in table  # where it stands against the paper's rules
+    assert "scored over 3 seeds (4, 5, 6), the learning rate tuned on 3 others (1, 2, 3)" in held_out
     assert board.split("\n| 1 | ")[1].startswith(f"`{funnel_best}` | 1.00 | 1 / 0 / 0 |")
-    assert "degree(s) of freedom" in board
+    assert "degree(s) of freedom" in board and "80% power" in board
     assert "| digits | 2 | — | — |" in board  # two finalists: too few for a rank correlation
 
 
@@ -39,7 +45,7 @@ def test_a_funnel_stopped_before_its_first_result_still_reports(funnel_db, tmp_p
         db.execute("DELETE FROM evaluations")
     md = (write_report(funnel_db, tmp_path / "rep").parent / "report.md").read_text()
     proxy = md.split("## Funnel: mnist1d (stage 2, the search's own task)")[1].split("##")[0]
-    assert proxy.count("| incomplete | 0 |") == 8  # every rule listed, none scored yet
+    assert len(re.findall(r"\| incomplete( \(reference\))? \| — \| 0 \|", proxy)) == 4 + FIXED  # none scored yet
     assert "Spearman ρ between them: n/a" in md
     assert "forest" not in md  # no baseline scored: no gap to draw
 
@@ -67,7 +73,7 @@ def test_the_forest_intervals_clear_zero_exactly_when_the_paired_test_rejects(fu
             assert half > 0 and (abs(e.gap) > half) == (e.p < ALPHA)
             rejects.append(e.p < ALPHA)
     assert len(rejects) == 6 and any(rejects) and not all(rejects)
-    one_seed = Entry("g", "fp", ("g",), None, 0.1, {1: 0.5})
+    one_seed = Entry("g", "fp", ("g",), None, FOUND, 0.1, {1: 0.5})
     assert math.isnan(gap_interval(result.proxy.found[0], one_seed))
 
 
@@ -77,6 +83,7 @@ def test_a_half_done_funnel_says_how_many_results_of_how_many_and_gives_no_final
                    "(SELECT MAX(seed) FROM evaluations WHERE stage = 'proxy')")
     md = (write_report(funnel_db, tmp_path / "rep").parent / "report.md").read_text()
     proxy = md.split("## Funnel: mnist1d (stage 2, the search's own task)")[1].split("##")[0]
-    assert "over 4 seeds (1, 2, 3, 4); incomplete: 31 of 32 results." in proxy
+    assert f"over 4 seeds (1, 2, 3, 4); incomplete: {(4 + FIXED) * 4 - 1} of {(4 + FIXED) * 4} results." in proxy
     assert not re.search(r"\| (beats|ties|loses) \|", proxy) and "| incomplete |" in proxy
-    assert "The funnel is incomplete: 49 of 50 results are stored, so every verdict waits for the rest" in md
+    planned = (4 + FIXED) * 4 + (2 + FIXED) * 3
+    assert f"The funnel is incomplete: {planned - 1} of {planned} results are stored, so every verdict waits" in md

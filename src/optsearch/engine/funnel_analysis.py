@@ -1,5 +1,6 @@
 """A funnel's answer from its stored rows: per task, each rule's tuned score over seeds, its gap to the best
-baseline and its verdict; over the held-out tasks, a leaderboard by mean rank.
+baseline, its verdict and the smallest gap the test could have seen; over the held-out tasks, a leaderboard by
+mean rank.
 
 Rows may be missing (a funnel still running or stopped): the analysis uses what is there.
 """
@@ -14,32 +15,35 @@ import numpy as np
 from scipy import stats
 
 from optsearch.dsl import Rule
-from optsearch.engine.funnel_plan import META_KEY, Plan, Stage
-from optsearch.engine.stats import holm, paired_p, spearman, verdict
-from optsearch.engine.store import Store, StoredEvaluation
+from optsearch.engine.funnel_plan import FOUND, META_KEY, REFERENCE, Entrant, Plan, Stage
+from optsearch.engine.stats import detectable_gap, holm, paired_differences, paired_p, spearman, verdict
+from optsearch.engine.store import BASELINE, Store, StoredEvaluation
 from optsearch.tasks.results import Evaluation, Status, baselines_broken
 
 
 @dataclass
 class Entry:
-    """One rule on one task over the seeds: its learning rate (best mean validation score over the seeds), its
-    test score there per seed, and how it compares with the best baseline (`gap` = mean − that baseline's mean,
-    a paired t-test over the common seeds, Holm-adjusted over the task's rules)."""
+    """One rule on one task over the seeds: its learning rate (best mean validation score over the tuning seeds),
+    its test score there per scored seed, and how it compares with the best baseline (`gap` = mean − that
+    baseline's mean, a paired t-test over the common seeds, Holm-adjusted over the task's rules of the same role;
+    `detectable`: the smallest gap that test finds with 80% power at this rule's spread)."""
 
     rule: str
     fingerprint: str
     tokens: tuple[str, ...]
-    baseline: str | None  # the display name of a baseline; None for a found rule
+    label: str | None  # the display name of a baseline or reference rule; None for a found rule
+    role: str  # BASELINE | REFERENCE | FOUND
     lr: float | None
     scores: dict[int, float]
     gap: float = math.nan
     p: float = math.nan
     p_adjusted: float = math.nan
-    verdict: str = ""  # beats | ties | loses (found rules); best baseline | baseline; incomplete | invalid
+    detectable: float = math.nan
+    verdict: str = ""  # beats | ties | loses (found, reference rules); best baseline | baseline; incomplete | invalid
 
     @property
     def name(self) -> str:
-        return self.baseline or self.rule
+        return self.label or self.rule
 
     @property
     def mean(self) -> float:
@@ -54,17 +58,19 @@ class Entry:
 
 @dataclass
 class TaskTable:
-    """The ranking on one task of one stage: found rules and baselines, best mean first."""
+    """The ranking on one task of one stage: found rules, reference rules and baselines, best mean first, scored
+    on `seeds` (after tuning on `tune_seeds`, when a held-out stage tunes apart)."""
 
     stage: str
     task: str
     seeds: tuple[int, ...]
     entries: list[Entry]
+    tune_seeds: tuple[int, ...] = ()
     problem: str | None = None  # why the task cannot rank anything (its baselines never trained); None if it can
 
     @property
     def results(self) -> int:
-        """The results stored for this table's entries (a failed one is retried, so it does not count)."""
+        """The scores stored for this table's entries (a failed one is retried, so it does not count)."""
         return sum(len(e.scores) for e in self.entries)
 
     @property
@@ -77,16 +83,35 @@ class TaskTable:
 
     @property
     def found(self) -> list[Entry]:
-        return [e for e in self.entries if e.baseline is None]
+        return [e for e in self.entries if e.role == FOUND]
+
+    @property
+    def versus_references(self) -> Versus | None:
+        """Where the best found rule stands against the best reference rule (by mean); None without both."""
+        found, refs = ([e for e in self.entries if e.role == role and e.scores] for role in (FOUND, REFERENCE))
+        if not found or not refs:
+            return None
+        best, ref = max(found, key=lambda e: e.mean), max(refs, key=lambda e: e.mean)
+        return Versus(best, ref, best.mean - ref.mean, paired_p(best.scores, ref.scores))
+
+
+@dataclass(frozen=True)
+class Versus:
+    """The search's best rule on a task against the paper's best there: gap of means and paired p (unadjusted)."""
+
+    found: Entry
+    reference: Entry
+    gap: float
+    p: float
 
 
 @dataclass
 class Standing:
-    """A rule's place over the held-out tasks: mean rank (1 = best; rules and baselines ranked together on each
-    task) and its verdicts against each task's best baseline."""
+    """A rule's place over the held-out tasks: mean rank (1 = best; all rules ranked together on each task) and
+    its verdicts against each task's best baseline."""
 
     name: str
-    baseline: bool
+    role: str
     mean_rank: float
     verdicts: dict[str, str]
     gaps: dict[str, float]
@@ -108,9 +133,10 @@ class FunnelResult:
 
     @property
     def progress(self) -> tuple[int, int]:
-        """(results stored, results planned): the transfer stages plan their finalists before stage 2 picks them."""
+        """(scores stored, scores planned), a rule's score on a held-out task counting once its score seed is
+        trained: the transfer stages plan their finalists before stage 2 picks them."""
         plan = self.plan
-        finalists = len(plan.baselines) + min(plan.config.finalists, len(plan.candidates))
+        finalists = len(plan.baselines) + len(plan.references) + min(plan.config.finalists, len(plan.candidates))
         planned = self.proxy.expected + sum(finalists * len(t.seeds) for t in self.transfer)
         return sum(t.results for t in [self.proxy, *self.transfer]), planned
 
@@ -168,18 +194,31 @@ def finalists_of(proxy: TaskTable, m: int) -> list[Rule]:
     return [Rule.from_tokens(e.tokens) for e in complete[:m]]
 
 
-def _table(stage: Stage, rules: Sequence[tuple[Rule, str | None]], index: Mapping[tuple, Evaluation]) -> TaskTable:
+def _table(stage: Stage, entrants: Sequence[Entrant], index: Mapping[tuple, Evaluation]) -> TaskTable:
     entries, baseline_rows = [], []
-    for rule, name in rules:
-        rows = {seed: index[key] for seed in stage.seeds if (key := stage.row_key(rule, seed)) in index}
-        if name is not None:
+    for e in entrants:
+        rows = {seed: index[key] for seed in stage.seeds if (key := stage.row_key(e.rule, seed)) in index}
+        if e.role == BASELINE:
             baseline_rows += rows.values()
         lr, scores = tuned_scores({seed: ev for seed, ev in rows.items() if ev.status != Status.FAILED})
-        entries.append(Entry(str(rule), rule.fingerprint, rule.tokens, name, lr, scores))
+        if stage.score_seeds:  # the tuning seeds chose the lr: only the fresh seeds score it
+            scores = _fresh_scores(stage, e.rule, lr, bool(scores), index)
+        entries.append(Entry(str(e.rule), e.rule.fingerprint, e.rule.tokens, e.name, e.role, lr, scores))
+    seeds = stage.score_seeds or stage.seeds
     problem = baselines_broken(baseline_rows)
-    compare(entries, len(stage.seeds), problem)
+    compare(entries, len(seeds), problem)
     entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
-    return TaskTable(stage.name, stage.task, stage.seeds, entries, problem)
+    return TaskTable(stage.name, stage.task, seeds, entries, stage.seeds if stage.score_seeds else (), problem)
+
+
+def _fresh_scores(stage: Stage, rule: Rule, lr: float | None, tuned: bool,
+                  index: Mapping[tuple, Evaluation]) -> dict[int, float]:
+    """`rule`'s scores on the stage's score seeds at its tuned `lr`: 0 on each if it never trained while `tuned`
+    (lr None), none before it is tuned."""
+    if lr is None:
+        return dict.fromkeys(stage.score_seeds, 0.0) if tuned else {}
+    rows = {seed: index.get(stage.score_key(rule, seed, lr)) for seed in stage.score_seeds}
+    return {seed: score_at(ev, lr) for seed, ev in rows.items() if ev is not None and ev.status != Status.FAILED}
 
 
 def tuned_scores(evals: Mapping[int, Evaluation]) -> tuple[float | None, dict[int, float]]:
@@ -191,15 +230,20 @@ def tuned_scores(evals: Mapping[int, Evaluation]) -> tuple[float | None, dict[in
         return None, dict.fromkeys(evals, 0.0)
     by_lr = [{p.lr: p for p in ev.per_lr} for ev in evals.values()]
     best = max(lrs, key=lambda lr: np.mean([r[lr].val_acc if lr in r else 0.0 for r in by_lr]))
-    return best, {seed: (r[best].test_acc if best in r else 0.0) for seed, r in zip(evals, by_lr, strict=True)}
+    return best, {seed: score_at(ev, best) for seed, ev in evals.items()}
+
+
+def score_at(ev: Evaluation, lr: float) -> float:
+    """`ev`'s test score at `lr`; 0 where it has none there (it never trained at that rate)."""
+    return next((p.test_acc for p in ev.per_lr if p.lr == lr), 0.0)
 
 
 def compare(entries: Sequence[Entry], seeds: int | None = None, problem: str | None = None) -> None:
-    """Fill in each entry's gap to the best baseline (by mean), the found rules' paired p-values, Holm-adjusted
-    over them, and the verdicts. On a task with a `problem` every verdict is "invalid"; while an entry has fewer
-    than `seeds` scores (None: as many as the others), the found rules' numbers are provisional and their verdict
-    is "incomplete"."""
-    baselines = [e for e in entries if e.baseline is not None and e.scores]
+    """Fill in each entry's gap to the best baseline (by mean); for the found rules and, apart, the reference
+    rules: paired p-values Holm-adjusted within their role, verdicts, and the gap each test could detect. On a
+    task with a `problem` every verdict is "invalid"; while an entry has fewer than `seeds` scores (None: as many
+    as the others), the numbers are provisional and the verdicts "incomplete"."""
+    baselines = [e for e in entries if e.role == BASELINE and e.scores]
     if problem is not None or not baselines:
         for e in entries:
             e.verdict = "invalid" if problem is not None else "incomplete"
@@ -209,14 +253,17 @@ def compare(entries: Sequence[Entry], seeds: int | None = None, problem: str | N
     best = max(baselines, key=lambda e: e.mean)
     for e in entries:
         e.gap = e.mean - best.mean
-        if e.baseline is not None:
+        if e.role == BASELINE:
             e.verdict = "best baseline" if e is best else "baseline"
-        else:
+    for role in (FOUND, REFERENCE):
+        judged = [e for e in entries if e.role == role]
+        for e in judged:
             e.p = paired_p(e.scores, best.scores)
-    found = [e for e in entries if e.baseline is None]
-    for e, adjusted in zip(found, holm([e.p for e in found]), strict=True):
-        e.p_adjusted = adjusted
-        e.verdict = verdict(e.gap, adjusted) if complete else "incomplete"
+            d = paired_differences(e.scores, best.scores)
+            e.detectable = detectable_gap(float(np.std(d, ddof=1)) if len(d) > 1 else math.nan, len(d), len(judged))
+        for e, adjusted in zip(judged, holm([e.p for e in judged]), strict=True):
+            e.p_adjusted = adjusted
+            e.verdict = verdict(e.gap, adjusted) if complete else "incomplete"
 
 
 def leaderboard(tables: Sequence[TaskTable]) -> list[Standing]:
@@ -227,7 +274,7 @@ def leaderboard(tables: Sequence[TaskTable]) -> list[Standing]:
         scored = [e for e in table.entries if e.scores]
         for e, rank in zip(scored, stats.rankdata([-e.mean for e in scored]), strict=True):
             ranks.setdefault(e.fingerprint, []).append(float(rank))
-            s = standings.setdefault(e.fingerprint, Standing(e.name, e.baseline is not None, math.nan, {}, {}))
+            s = standings.setdefault(e.fingerprint, Standing(e.name, e.role, math.nan, {}, {}))
             s.verdicts[table.task], s.gaps[table.task] = e.verdict, e.gap
     for fp, s in standings.items():
         s.mean_rank = float(np.mean(ranks[fp]))

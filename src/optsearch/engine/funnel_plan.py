@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,15 @@ from optsearch.tasks.settings import (
     check_positive_int,
 )
 
-PROXY, TRANSFER = "proxy", "transfer"
-"""The stages of a stored row: 2 (the search's task over fresh seeds) and 3 (held-out tasks)."""
-FUNNEL_BASELINES: tuple[str, ...] = ("sgd", "momentum", "adam", "rmsprop")
-"""The hand-designed optimizers every stage compares against (zoo names; `momentum` is the rule `m`)."""
+PROXY, TRANSFER, SCORE = "proxy", "transfer", "score"
+"""The stages of a stored row: 2 (the search's task over fresh seeds), 3 (held-out tasks: the learning-rate grid
+on the tuning seeds) and 3's scoring (the tuned rate alone on fresh seeds)."""
+FUNNEL_BASELINES: tuple[str, ...] = ("sgd", "momentum", "adam", "rmsprop", "adam * cd", "m * cd")
+"""The hand-designed optimizers every stage compares against (zoo names or rules; `momentum` is the rule `m`;
+`* cd` is cosine decay: a rule with a decay operand must face scheduled baselines)."""
+REFERENCE_RULES: tuple[str, ...] = ("powersign-ld", "powersign-cd", "addsign-ld", "addsign-cd", "nos12")
+"""The paper's best rules, trained beside the baselines in every stage to show where a search's best stands
+against them; never a verdict's baseline and never a found rule."""
 DEFAULT_TASKS: tuple[str, ...] = ("fashion_mnist_conv", "kjv_char_lstm")
 """Stage 3's held-out tasks: a ConvNet and a language model, other families than the MLP proxies."""
 
@@ -40,24 +45,31 @@ MAX_SEEDS = 10_000
 
 @dataclass(frozen=True)
 class FunnelConfig:
-    """What a funnel is asked to do. `tasks` None: DEFAULT_TASKS except the search's own. `steps` and `lrs` apply
-    to stage 3 (stage 2 runs the search's settings unchanged): one step count for every task or one per task
-    name; None keeps each task's search budget and the search's learning-rate grid."""
+    """What a funnel is asked to do. `tasks` None: DEFAULT_TASKS except the search's own. Stage 3 tunes each
+    rule's learning rate on `tune_seeds` seeds, then scores that rate alone on `score_seeds` other seeds, which
+    alone decide its verdicts (the tuning seeds chose the rate, so their scores flatter it). `score_seeds` None is
+    a funnel stored before that protocol, scored on its tuning seeds. `steps` and `lrs` apply to stage 3 (stage 2
+    runs the search's settings unchanged): one step count for every task or one per task name; None keeps each
+    task's own budget and the search's learning-rate grid."""
 
     top: int = 20
     seeds: int = 10
     finalists: int = 10
     tasks: tuple[str, ...] | None = None
-    transfer_seeds: int = 3
+    tune_seeds: int = 3
+    score_seeds: int | None = 10
     steps: int | Mapping[str, int] | None = None
     lrs: tuple[float, ...] | None = None
     baselines: tuple[str, ...] = FUNNEL_BASELINES
+    references: tuple[str, ...] = REFERENCE_RULES
 
     def __post_init__(self) -> None:
         check_positive_int("top", self.top)
         check_positive_int("finalists", self.finalists)
         check_int_in("seeds", self.seeds, 2, MAX_SEEDS)  # a paired test needs two seeds
-        check_int_in("transfer_seeds", self.transfer_seeds, 2, MAX_SEEDS)
+        check_int_in("tune_seeds", self.tune_seeds, 1, MAX_SEEDS)
+        if self.score_seeds is not None:
+            check_int_in("score_seeds", self.score_seeds, 2, MAX_SEEDS)
         if self.tasks is not None and not self.tasks:
             raise SettingsError("tasks: got none; allowed: one or more task names (see `optsearch tasks`)")
         if not self.baselines:
@@ -73,37 +85,44 @@ class FunnelConfig:
     def to_json(self) -> dict[str, Any]:
         steps = dict(self.steps) if isinstance(self.steps, Mapping) else self.steps
         return {"top": self.top, "seeds": self.seeds, "finalists": self.finalists,
-                "tasks": None if self.tasks is None else list(self.tasks), "transfer_seeds": self.transfer_seeds,
-                "steps": steps, "lrs": None if self.lrs is None else list(self.lrs),
-                "baselines": list(self.baselines)}
+                "tasks": None if self.tasks is None else list(self.tasks),
+                "transfer_seeds": self.tune_seeds,  # its name before score seeds: old and new plans read alike
+                "score_seeds": self.score_seeds, "steps": steps, "lrs": None if self.lrs is None else list(self.lrs),
+                "baselines": list(self.baselines), "references": list(self.references)}
 
 
 @dataclass(frozen=True)
 class Stage:
-    """Where a stage trains: `settings` (their seed aside) at each of `seeds`."""
+    """Where a stage trains: `settings` (their seed aside) at each of `seeds`. A held-out stage with `score_seeds`
+    tunes on `seeds` and then trains each rule's tuned rate alone on `score_seeds` (stage SCORE)."""
 
     name: str
     settings: Settings
     seeds: tuple[int, ...]
+    score_seeds: tuple[int, ...] = ()
 
     @property
     def task(self) -> str:
         return self.settings.task
 
-    @property
-    def key(self) -> str:
-        return settings_key(self.settings)
-
     def row_key(self, rule: Rule, seed: int) -> tuple[str, str, str, int, str]:
         """The `StoredEvaluation.key` of `rule`'s row at `seed` in this stage."""
-        return rule.fingerprint, self.name, self.task, seed, self.key
+        return row_key(self.name, self.settings, rule, seed)
+
+    def score_settings(self, lr: float) -> Settings:
+        """The settings a rule tuned to `lr` is scored at: this stage's, with `lr` the whole grid."""
+        return self.settings.replace(lrs=(lr,), extend_lrs=False)
+
+    def score_key(self, rule: Rule, seed: int, lr: float) -> tuple[str, str, str, int, str]:
+        """The `StoredEvaluation.key` of `rule`'s score row at `seed`, tuned to `lr`."""
+        return row_key(SCORE, self.score_settings(lr), rule, seed)
 
 
 @dataclass
 class Plan:
-    """What one funnel trains: the proxy stage, the transfer stages, the baselines (display name -> rule), the
-    search's top rules and their stage-1 rewards (fingerprint -> reward). Stored in the db's meta, so a report
-    shows exactly what the funnel did even if the search goes on."""
+    """What one funnel trains: the proxy stage, the transfer stages, the baselines and the reference rules
+    (display name -> rule), the search's top rules and their stage-1 rewards (fingerprint -> reward). Stored in the
+    db's meta, so a report shows exactly what the funnel did even if the search goes on."""
 
     config: FunnelConfig
     proxy: Stage
@@ -111,26 +130,46 @@ class Plan:
     baselines: dict[str, Rule]
     candidates: list[Rule]
     stage1: dict[str, float]
+    references: dict[str, Rule] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"config": self.config.to_json(), "proxy": _stage_json(self.proxy),
                 "transfer": [_stage_json(s) for s in self.transfer],
                 "baselines": {name: list(r.tokens) for name, r in self.baselines.items()},
-                "candidates": [list(r.tokens) for r in self.candidates], "stage1": self.stage1}
+                "candidates": [list(r.tokens) for r in self.candidates], "stage1": self.stage1,
+                "references": {name: list(r.tokens) for name, r in self.references.items()}}
 
-    def entrants(self, found: Sequence[Rule]) -> list[tuple[Rule, str | None]]:
-        """The baselines (with their display names), then the `found` rules (name None): what a stage trains."""
-        return [*((r, name) for name, r in self.baselines.items()), *((r, None) for r in found)]
+    def entrants(self, found: Sequence[Rule]) -> list[Entrant]:
+        """The baselines, the reference rules, then the `found` rules: what a stage trains."""
+        return [*(Entrant(r, name, BASELINE) for name, r in self.baselines.items()),
+                *(Entrant(r, name, REFERENCE) for name, r in self.references.items()),
+                *(Entrant(r, None, FOUND) for r in found)]
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Plan:
-        c = d["config"]
+        c = d["config"]  # a plan stored before reference rules and score seeds has neither
         config = FunnelConfig(c["top"], c["seeds"], c["finalists"], None if c["tasks"] is None else tuple(c["tasks"]),
-                              c["transfer_seeds"], c["steps"], None if c["lrs"] is None else tuple(c["lrs"]),
-                              tuple(c["baselines"]))
+                              c["transfer_seeds"], c.get("score_seeds"), c["steps"],
+                              None if c["lrs"] is None else tuple(c["lrs"]), tuple(c["baselines"]),
+                              tuple(c.get("references", ())))
         return cls(config, _stage(d["proxy"]), [_stage(s) for s in d["transfer"]],
                    {name: Rule.from_tokens(t) for name, t in d["baselines"].items()},
-                   [Rule.from_tokens(t) for t in d["candidates"]], d["stage1"])
+                   [Rule.from_tokens(t) for t in d["candidates"]], d["stage1"],
+                   {name: Rule.from_tokens(t) for name, t in d.get("references", {}).items()})
+
+
+REFERENCE, FOUND = "reference", "found"
+"""An entrant's role beside BASELINE (the verdicts are against the best of those): a reference rule (shown, never
+judged against) or a rule the search found (judged)."""
+
+
+@dataclass(frozen=True)
+class Entrant:
+    """A rule a stage trains, its display name (None for a found rule) and its role."""
+
+    rule: Rule
+    name: str | None
+    role: str
 
 
 def settings_key(settings: Settings) -> str:
@@ -139,6 +178,11 @@ def settings_key(settings: Settings) -> str:
     for name in ("seed", "device", "data_dir"):
         s.pop(name)
     return hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def row_key(stage: str, settings: Settings, rule: Rule, seed: int) -> tuple[str, str, str, int, str]:
+    """The `StoredEvaluation.key` of `rule`'s row trained with `settings` at `seed` in `stage`."""
+    return rule.fingerprint, stage, settings.task, seed, settings_key(settings)
 
 
 def read_plan(db: str | Path, config: FunnelConfig) -> Plan:
@@ -159,20 +203,18 @@ def read_plan(db: str | Path, config: FunnelConfig) -> Plan:
 
 def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial]) -> Plan:
     """Stage 2 on `settings` (the search's), stage 3 on the held-out tasks; candidates are the `top` best ok
-    trials found by the search (trials best first), baselines and their equals excluded."""
-    baselines: dict[str, Rule] = {}
-    for name in config.baselines:
-        rule = resolve(name)
-        if rule.fingerprint not in {r.fingerprint for r in baselines.values()}:
-            baselines[name] = rule
-    taken = {r.fingerprint for r in baselines.values()}
+    trials found by the search (trials best first), baselines, reference rules and their equals excluded."""
+    taken: set[str] = set()
+    baselines, references = _distinct(config.baselines, taken), _distinct(config.references, taken)
     found = [t for t in trials if t.status == Status.OK and t.strategy != BASELINE and t.fingerprint not in taken]
     if not found:
         raise StoreError("db: the search has no rule that trained (status ok) to re-score yet")
     candidates = [Rule.from_tokens(t.tokens) for t in found[: config.top]]
     base = settings.seed + 1  # fresh seeds: the search's own seed chose the candidates
-    if base + max(config.seeds, config.transfer_seeds) > MAX_SEED:
+    scored = base + config.tune_seeds  # the score seeds follow the tuning seeds: disjoint from them
+    if max(base + config.seeds, scored + (config.score_seeds or 0)) > MAX_SEED:
         raise SettingsError(f"seed: the search's seed {settings.seed} leaves no room for fresh seeds")
+    tune, score = tuple(range(base, scored)), tuple(range(scored, scored + (config.score_seeds or 0)))
     tasks = config.tasks if config.tasks is not None else tuple(t for t in DEFAULT_TASKS if t != settings.task)
     per_task = config.steps if isinstance(config.steps, Mapping) else dict.fromkeys(tasks, config.steps)
     unknown = sorted(set(per_task) - set(tasks))
@@ -183,16 +225,28 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial])
     # not tuned, and a rule must not win because its scale suits the grid better than a baseline's does
     lrs = settings.lrs if config.lrs is None else config.lrs
     transfer = [Stage(TRANSFER, Settings(task, lrs, per_task.get(task), None, 0, settings.device, None,
-                                         settings.precision, extend_lrs=True),
-                      tuple(range(base, base + config.transfer_seeds))) for task in dict.fromkeys(tasks)]
+                                         settings.precision, extend_lrs=True), tune, score)
+                for task in dict.fromkeys(tasks)]
     # stage 2 repeats the search's settings at full fidelity, one seed per job (the funnel pairs seeds itself)
     proxy = Stage(PROXY, settings.replace(seed=0, seeds=None, fidelity="full"), tuple(range(base, base + config.seeds)))
-    return Plan(config, proxy, transfer, baselines, candidates, {t.fingerprint: t.reward for t in found})
+    return Plan(config, proxy, transfer, baselines, candidates, {t.fingerprint: t.reward for t in found}, references)
+
+
+def _distinct(names: Sequence[str], taken: set[str]) -> dict[str, Rule]:
+    """Display name -> rule for `names`, skipping any equal to an earlier one or to one in `taken` (updated)."""
+    rules: dict[str, Rule] = {}
+    for name in names:
+        rule = resolve(name)
+        if rule.fingerprint not in taken:
+            rules[name] = rule
+            taken.add(rule.fingerprint)
+    return rules
 
 
 def _stage_json(stage: Stage) -> dict[str, Any]:
-    return {"name": stage.name, "settings": stage.settings.to_json(), "seeds": list(stage.seeds)}
+    return {"name": stage.name, "settings": stage.settings.to_json(), "seeds": list(stage.seeds),
+            "score_seeds": list(stage.score_seeds)}
 
 
 def _stage(d: dict[str, Any]) -> Stage:
-    return Stage(d["name"], Settings.from_json(d["settings"]), tuple(d["seeds"]))
+    return Stage(d["name"], Settings.from_json(d["settings"]), tuple(d["seeds"]), tuple(d.get("score_seeds", ())))

@@ -3,10 +3,13 @@
 A search ranks rules by one noisy reward at one seed, so the top of its leaderboard is biased upward (the winner's
 curse), and a proxy task can be overfitted; Lion's authors answered with a funnel of larger validation tasks.
 Stage 2 re-evaluates the top `top` rules of the search on the search's own task and settings over `seeds` fresh
-seeds; stage 3 takes the best `finalists` of those to held-out tasks of other families over `transfer_seeds`
-seeds. Every stage trains the same hand-designed baselines (SGD, momentum, Adam, RMSProp, and any given) on the
-same learning-rate grid (extended a decade while a rule's best lr is at its edge), seeds and budget, and ranks per
-task with a paired test against the best baseline.
+seeds; stage 3 takes the best `finalists` of those to held-out tasks of other families (at their own budgets by
+default), tunes each rule's learning rate there on `tune_seeds` seeds (the grid extended a decade while a rule's
+best lr is at its edge), then trains that rate alone on `score_seeds` fresh seeds, which alone score it: a rate
+chosen on some seeds flatters its scores on them, and tuning is the costly part, so many seeds stay affordable.
+Every stage trains the same hand-designed baselines (SGD, momentum, Adam, RMSProp, Adam and momentum with cosine
+decay, and any given) and the paper's best rules for reference the same way, and ranks per task with a paired
+test against the best baseline.
 
 Each result is one row of the db's `evaluations` table, written as it finishes; a rerun skips the rows present,
 so a funnel stopped by Ctrl-C or kill -9 resumes where it stopped and never computes a result twice.
@@ -31,12 +34,23 @@ from optsearch.engine.executors import (
     run_job,
     start_executor,
 )
-from optsearch.engine.funnel_analysis import FunnelResult, analyze
-from optsearch.engine.funnel_plan import FUNNEL_BASELINES, META_KEY, PROXY, FunnelConfig, Stage, read_plan
+from optsearch.engine.funnel_analysis import FunnelResult, TaskTable, analyze
+from optsearch.engine.funnel_plan import (
+    FUNNEL_BASELINES,
+    META_KEY,
+    PROXY,
+    REFERENCE_RULES,
+    SCORE,
+    Entrant,
+    FunnelConfig,
+    Stage,
+    read_plan,
+    row_key,
+)
 from optsearch.engine.store import Store, StoredEvaluation
 from optsearch.tasks.registry import get_task
 from optsearch.tasks.results import Evaluation, Status
-from optsearch.tasks.settings import SettingsError
+from optsearch.tasks.settings import Settings, SettingsError
 
 
 @dataclass
@@ -48,20 +62,22 @@ class FunnelProgress:
 
 
 def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, tasks: Sequence[str] | None = None,
-           transfer_seeds: int = 3, steps: int | Mapping[str, int] | None = None, lrs: Sequence[float] | None = None,
-           baselines: Sequence[str] = FUNNEL_BASELINES, workers: int = 1, executor: str | Executor = "inline",
+           tune_seeds: int = 3, score_seeds: int = 10, steps: int | Mapping[str, int] | None = None,
+           lrs: Sequence[float] | None = None, baselines: Sequence[str] = FUNNEL_BASELINES,
+           references: Sequence[str] = REFERENCE_RULES, workers: int = 1, executor: str | Executor = "inline",
            address: str | None = None, on_progress: Callable[[FunnelProgress], None] | None = None) -> FunnelResult:
-    """Re-score the search in `db`: stage 2 on its task over `seeds` fresh seeds, stage 3 on `tasks` over
-    `transfer_seeds` (see `FunnelConfig`), baselines alongside; returns the per-task rankings.
+    """Re-score the search in `db`: stage 2 on its task over `seeds` fresh seeds, stage 3 on `tasks`, tuned on
+    `tune_seeds` and scored on `score_seeds` others (see `FunnelConfig`), baselines and reference rules alongside;
+    returns the per-task rankings.
 
     Runs on the search's executors (`workers`, `executor`, `address` as in `search`). Takes the db's writer lock,
     so it runs after the search, not beside it. Every argument and the db are checked before anything is written:
     bad input raises a ValueError naming it. Interrupted (Ctrl-C), it returns with `stopped="interrupted"` and
     what was finished is kept; run it again to go on.
     """
-    config = FunnelConfig(top, seeds, finalists, None if tasks is None else tuple(tasks), transfer_seeds,
+    config = FunnelConfig(top, seeds, finalists, None if tasks is None else tuple(tasks), tune_seeds, score_seeds,
                           dict(steps) if isinstance(steps, Mapping) else steps,
-                          None if lrs is None else tuple(lrs), tuple(baselines))
+                          None if lrs is None else tuple(lrs), tuple(baselines), tuple(references))
     plan = read_plan(db, config)
     check_executor(executor, workers, plan.proxy.settings, address)
     for stage in plan.transfer:
@@ -75,10 +91,14 @@ def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, 
         ex = start_executor(executor, workers, address, plan.proxy.settings)  # a failed start writes no plan
         store.set_meta(META_KEY, plan.to_json())
         runner = _Runner(store, ex, on_progress)
-        stopped = runner.run([(plan.proxy, plan.entrants(plan.candidates))])
+        stopped = runner.run(_grid_batches(plan.proxy, plan.entrants(plan.candidates)))
         if stopped == "done":
             finals = analyze(plan, list(runner.rows.values())).finalists
-            stopped = runner.run([(stage, plan.entrants(finals)) for stage in plan.transfer])
+            stopped = runner.run([b for stage in plan.transfer for b in _grid_batches(stage, plan.entrants(finals))])
+        if stopped == "done":  # the tuning rows are all in: each rule's rate is chosen
+            tuned = analyze(plan, list(runner.rows.values())).transfer
+            stopped = runner.run([b for stage, table in zip(plan.transfer, tuned, strict=True)
+                                  for b in _score_batches(stage, table)])
         result = analyze(plan, list(runner.rows.values()))
         result.computed, result.reused, result.stopped = runner.computed, runner.reused, stopped
         return result
@@ -90,10 +110,36 @@ def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, 
 
 
 @dataclass
-class _Job:
-    stage: Stage
-    seed: int
+class _Batch:
+    """Rules to train at `settings` on each of `seeds`, stored as rows of `stage`."""
+
+    stage: str
+    settings: Settings
+    seeds: tuple[int, ...]
     rules: list[Rule]
+
+
+def _grid_batches(stage: Stage, entrants: Sequence[Entrant]) -> list[_Batch]:
+    return [_Batch(stage.name, stage.settings, stage.seeds, [e.rule for e in entrants])]
+
+
+def _score_batches(stage: Stage, tuned: TaskTable) -> list[_Batch]:
+    """Each tuned rule of a held-out task at its rate alone on the score seeds, rules of one rate together."""
+    by_lr: dict[float, list[Rule]] = {}
+    for e in tuned.entries:
+        if e.lr is not None:
+            by_lr.setdefault(e.lr, []).append(Rule.from_tokens(e.tokens))
+    return [_Batch(SCORE, stage.score_settings(lr), stage.score_seeds, rules) for lr, rules in by_lr.items()]
+
+
+@dataclass
+class _Job:
+    stage: str
+    settings: Settings  # its seed set
+    rules: list[Rule]
+
+    def row_key(self, rule: Rule) -> tuple[str, str, str, int, str]:
+        return row_key(self.stage, self.settings, rule, self.settings.seed)
 
 
 class _Runner:
@@ -105,19 +151,20 @@ class _Runner:
         self.rows = {row.key: row for row in store.evaluations()}
         self.computed = self.reused = 0
 
-    def run(self, stages: list[tuple[Stage, list[tuple[Rule, str | None]]]]) -> str:
-        """Train every missing (rule, seed) of `stages`; "done", or "interrupted" by Ctrl-C."""
+    def run(self, batches: list[_Batch]) -> str:
+        """Train every missing (rule, seed) of `batches`; "done", or "interrupted" by Ctrl-C."""
         jobs: deque[_Job] = deque()
         total = 0
-        for stage, rules in stages:
-            stacked = get_task(stage.task).stacked
-            for seed in stage.seeds:
-                missing = [r for r, _ in rules if self._missing(stage, seed, r)]
-                total += len(rules)
-                self.reused += len(rules) - len(missing)
+        for batch in batches:
+            stacked = get_task(batch.settings.task).stacked
+            for seed in batch.seeds:
+                settings = batch.settings.replace(seed=seed)
+                missing = [r for r in batch.rules if self._missing(row_key(batch.stage, settings, r, seed))]
+                total += len(batch.rules)
+                self.reused += len(batch.rules) - len(missing)
                 n = min(self.ex.workers, len(missing)) if stacked else len(missing)  # stacked: a population
-                jobs.extend(_Job(stage, seed, missing[i::n]) for i in range(n))
-        progress = FunnelProgress(stages[0][0].name if stages else PROXY, total - sum(len(j.rules) for j in jobs),
+                jobs.extend(_Job(batch.stage, settings, missing[i::n]) for i in range(n))
+        progress = FunnelProgress(batches[0].stage if batches else PROXY, total - sum(len(j.rules) for j in jobs),
                                   total, 0)
         self.on_progress(progress)
         pending: dict[cf.Future, _Job] = {}
@@ -125,8 +172,7 @@ class _Runner:
             while jobs or pending:
                 while jobs and len(pending) < 2 * self.ex.workers:  # the workers never idle, and little is lost
                     job = jobs.popleft()
-                    pending[self.ex.submit(run_job, EvalJob.of(job.rules, job.stage.settings.replace(
-                        seed=job.seed)))] = job
+                    pending[self.ex.submit(run_job, EvalJob.of(job.rules, job.settings))] = job
                 for future in cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)[0]:
                     self._finish(pending.pop(future), future, progress)
                     self.on_progress(progress)
@@ -140,18 +186,18 @@ class _Runner:
         return "done"
 
     def _finish(self, job: _Job, future: cf.Future, progress: FunnelProgress) -> None:
-        for rule, ev in zip(job.rules, job_evaluations(future, job.rules, job.stage.task), strict=True):
+        for rule, ev in zip(job.rules, job_evaluations(future, job.rules, job.settings.task), strict=True):
             self._store(job, rule, ev)
         progress.done += len(job.rules)
         progress.computed += len(job.rules)
 
-    def _missing(self, stage: Stage, seed: int, rule: Rule) -> bool:
-        row = self.rows.get(stage.row_key(rule, seed))
+    def _missing(self, key: tuple[str, str, str, int, str]) -> bool:
+        row = self.rows.get(key)
         return row is None or row.evaluation.status == Status.FAILED
 
     def _store(self, job: _Job, rule: Rule, ev: Evaluation) -> None:
-        row = StoredEvaluation(rule.fingerprint, str(rule), job.stage.name, job.stage.task, job.seed, job.stage.key,
-                               ev)
+        _, stage, task, seed, key = job.row_key(rule)
+        row = StoredEvaluation(rule.fingerprint, str(rule), stage, task, seed, key, ev)
         self.store.add_evaluation(row)
         self.rows[row.key] = row
         self.computed += 1

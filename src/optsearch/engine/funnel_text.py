@@ -6,26 +6,31 @@ import math
 from collections.abc import Sequence
 
 from optsearch.engine.funnel_analysis import Entry, FunnelResult, Prediction, Standing, TaskTable
-from optsearch.engine.stats import ALPHA
+from optsearch.engine.funnel_plan import FOUND, REFERENCE
+from optsearch.engine.stats import ALPHA, POWER
+from optsearch.engine.store import BASELINE
 
-ENTRY_HEADERS = ("#", "rule", "lr", "mean ± sem", "gap", "p", "p (Holm)", "verdict", "seeds")
+ENTRY_HEADERS = ("#", "rule", "lr", "mean ± sem", "gap", "p", "p (Holm)", "verdict", f"detectable ({POWER:.0%})",
+                 "seeds")
 STANDING_HEADERS = ("#", "rule", "mean rank", "beats / ties / loses")
 PREDICTION_HEADERS = ("held-out task", "finalists", "Spearman with stage 1", "Spearman with stage 2")
 
 
 def entry_texts(rank: int, entry: Entry) -> list[str]:
-    """A table row for `entry`, as ENTRY_HEADERS (the rule cell is the rule text, or a baseline's name and text)."""
-    name = entry.rule if entry.baseline in (None, entry.rule) else f"{entry.baseline} ({entry.rule})"
+    """A table row for `entry`, as ENTRY_HEADERS (the rule cell is the rule text, or a baseline's or reference
+    rule's name and text; a reference rule's verdict says it is one)."""
+    name = entry.rule if entry.label in (None, entry.rule) else f"{entry.label} ({entry.rule})"
     return [str(rank), name, "—" if entry.lr is None else f"{entry.lr:g}",
             "—" if math.isnan(entry.mean) else f"{entry.mean:.4f} ± {number_text(entry.sem, '.4f')}",
             number_text(entry.gap, "+.4f"), number_text(entry.p, ".3g"), number_text(entry.p_adjusted, ".3g"),
-            entry.verdict, str(len(entry.scores))]
+            f"{entry.verdict} (reference)" if entry.role == REFERENCE else entry.verdict,
+            number_text(entry.detectable, ".4f"), str(len(entry.scores))]
 
 
 def standing_texts(rank: int, s: Standing, tasks: Sequence[str]) -> list[str]:
     """A leaderboard row, as STANDING_HEADERS followed by the gap on each of `tasks`."""
-    tally = "—" if s.baseline else f"{s.count('beats')} / {s.count('ties')} / {s.count('loses')}"
-    return [str(rank), s.name + (" (baseline)" if s.baseline else ""), f"{s.mean_rank:.2f}", tally,
+    tally = "—" if s.role == BASELINE else f"{s.count('beats')} / {s.count('ties')} / {s.count('loses')}"
+    return [str(rank), s.name + ("" if s.role == FOUND else f" ({s.role})"), f"{s.mean_rank:.2f}", tally,
             *(number_text(s.gaps.get(task, math.nan), "+.4f") for task in tasks)]
 
 
@@ -52,17 +57,31 @@ def progress_text(result: FunnelResult) -> str | None:
             "run the funnel again to finish it.")
 
 
+def versus_text(table: TaskTable) -> str | None:
+    """Where the search's best rule on `table`'s task stands against the best reference rule (None without both)."""
+    v = table.versus_references
+    if v is None:
+        return None
+    return (f"{table.task}: the search's best, {v.found.rule}, is {v.gap:+.4f} against the best reference rule, "
+            f"{v.reference.name} (paired p {number_text(v.p, '.3g')}, unadjusted).")
+
+
 def explanation(result: FunnelResult) -> str:
     """How to read the tables, with the limits of the test at this many seeds."""
     n = min((len(t.seeds) for t in [result.proxy, *result.transfer]), default=0)
+    tuned = ("On the held-out tasks the rate is tuned on the tuning seeds and then trained alone on other, fresh "
+             "seeds, which alone give the scores and the verdicts. " if any(t.tune_seeds for t in result.transfer)
+             else "")
     return (f"Each rule's learning rate is tuned per task on the validation split (best mean over the seeds); "
             "the score is the test score at that rate (reward scale: higher is better), mean ± standard error "
-            "over seeds. gap = mean − the best baseline's mean. p: two-sided paired "
+            f"over seeds. {tuned}gap = mean − the best baseline's mean. p: two-sided paired "
             f"t-test against the best baseline over the same seeds (same initialization and minibatches), Holm-"
-            f"adjusted over the found rules of the task; beats / loses when the adjusted p < {ALPHA} (by the "
-            f"gap's sign), else ties. With {n} seeds the test has {n - 1} degree(s) of freedom and assumes roughly "
-            "normal differences: only large, consistent gaps reach significance, and 'ties' means 'not shown to "
-            "differ', not 'equal'.")
+            f"adjusted over the task's found rules (the paper's reference rules apart, among themselves); beats / "
+            f"loses when the adjusted p < {ALPHA} (by the gap's sign), else ties. With {n} seeds the test has "
+            f"{n - 1} degree(s) of freedom and assumes roughly normal differences: 'ties' means 'not shown to "
+            f"differ', not 'equal'. detectable: the smallest true gap the test would call with {POWER:.0%} power at "
+            f"Holm's strictest level ({ALPHA} / the number of rules judged), given the rule's observed seed-to-seed "
+            "spread of its differences from the best baseline: a gain that size could hide in a 'ties'.")
 
 
 def number_text(value: float | None, spec: str) -> str:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 ALPHA = 0.05
 """A rule beats (loses to) the best baseline when its Holm-adjusted p is below this and its gap is positive
@@ -20,15 +20,19 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(stats.spearmanr(x, y).statistic)
 
 
+def paired_differences(a: Mapping[int, float], b: Mapping[int, float]) -> np.ndarray:
+    """a − b on each seed both have, in seed order: what the paired test, its interval and its power work on."""
+    return np.array([a[s] - b[s] for s in sorted(set(a) & set(b))], dtype=float)
+
+
 def paired_p(a: Mapping[int, float], b: Mapping[int, float]) -> float:
     """Two-sided paired t-test over the seeds both have (same seed: same init and minibatches), as
     `scipy.stats.ttest_rel`; NaN with fewer than two. Differences equal on every seed give p 1 when they are
     zero and 0 otherwise (the t statistic is infinite). With n seeds the test has n − 1 degrees of freedom and
     assumes roughly normal differences; with 3 seeds only a large, consistent gap reaches significance."""
-    seeds = sorted(set(a) & set(b))
-    if len(seeds) < 2:
+    d = paired_differences(a, b)
+    if len(d) < 2:
         return math.nan
-    d = np.array([a[s] - b[s] for s in seeds])
     spread = float(np.std(d, ddof=1))
     if spread == 0.0:
         return 1.0 if not d.any() else 0.0
@@ -56,3 +60,29 @@ def verdict(gap: float, p_adjusted: float, alpha: float = ALPHA) -> str:
     if p_adjusted < alpha and gap != 0:
         return "beats" if gap > 0 else "loses"
     return "ties"
+
+
+POWER = 0.8
+"""The power at which a table's detectable gap is quoted."""
+
+
+def detectable_gap(spread: float, n: int, rules: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true mean gap a two-sided paired t-test over `n` seeds detects with probability `power`, when
+    the per-seed differences have standard deviation `spread` and the level is Holm's strictest, alpha / `rules`
+    (the level the best-looking of `rules` rules must clear): what a "ties" leaves room for. Exact, from the
+    noncentral t: the test rejects when |T| > t_crit with T ~ t'(n − 1, gap·√n / spread). NaN with fewer than two
+    seeds or a NaN spread; 0 when the spread is 0 (any gap then shows on every seed)."""
+    if n < 2 or math.isnan(spread) or rules < 1:
+        return math.nan
+    if spread == 0.0:
+        return 0.0
+    df, level = n - 1, alpha / rules
+    crit = float(stats.t.ppf(1 - level / 2, df))
+
+    def shortfall(nc: float) -> float:
+        return float(stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc)) - power  # nct.cdf can be NaN far out
+
+    hi = crit + 1.0
+    while shortfall(hi) < 0:
+        hi *= 2
+    return float(optimize.brentq(shortfall, 0.0, hi, xtol=1e-10)) * spread / math.sqrt(n)

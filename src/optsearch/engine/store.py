@@ -165,7 +165,7 @@ class Sample:
 @dataclass
 class StoredEvaluation:
     """One funnel result: `rule` trained on `task` at `seed` under the settings whose key is `settings` (see
-    `funnel.settings_key`), in funnel `stage` (proxy | transfer). `key` is unique in the store."""
+    `funnel.settings_key`), in funnel `stage` (proxy | transfer | score). `key` is unique in the store."""
 
     fingerprint: str
     rule: str

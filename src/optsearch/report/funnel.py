@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 from optsearch.engine.funnel_analysis import Entry, FunnelResult, TaskTable
-from optsearch.engine.funnel_plan import PROXY
+from optsearch.engine.funnel_plan import FOUND, PROXY, REFERENCE
 from optsearch.engine.funnel_text import (
     ENTRY_HEADERS,
     PREDICTION_HEADERS,
@@ -21,7 +21,9 @@ from optsearch.engine.funnel_text import (
     progress_text,
     standing_texts,
     table_state,
+    versus_text,
 )
+from optsearch.engine.stats import paired_differences
 from optsearch.report import plots
 from optsearch.report.page import Cell, Code, Image, Section, Table
 
@@ -58,12 +60,18 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
 def _task_section(table: TaskTable) -> Section:
     stage = "stage 2, the search's own task" if table.stage == PROXY else "stage 3, held out"
     rows: list[list[Cell]] = [_code_rule(entry_texts(rank, e)) for rank, e in enumerate(table.entries, 1)]
-    state = table_state(table)
     forest = _forest(table)
+    references = sum(e.role == REFERENCE for e in table.entries)
+    tuned = (f", the learning rate tuned on {len(table.tune_seeds)} others "
+             f"({', '.join(map(str, table.tune_seeds))})" if table.tune_seeds else "")
+    versus = versus_text(table)
+    state = table_state(table)
     return Section(f"Funnel: {table.task} ({stage})", [
-        f"{len(table.found)} found rules and {len(table.entries) - len(table.found)} baselines over "
-        f"{len(table.seeds)} seeds ({', '.join(map(str, table.seeds))})" + (f"; {state}." if state else "."),
-        *([forest] if forest else []), Table(list(ENTRY_HEADERS), rows)])
+        f"{len(table.found)} found rules, {references} reference rules (the paper's) and "
+        f"{len(table.entries) - len(table.found) - references} baselines scored over {len(table.seeds)} seeds "
+        f"({', '.join(map(str, table.seeds))}){tuned}" + (f"; {state}." if state else "."),
+        *([versus] if versus else []), *([forest] if forest else []),
+        Table(list(ENTRY_HEADERS), rows)])
 
 
 def _forest(table: TaskTable) -> Image | None:
@@ -73,7 +81,7 @@ def _forest(table: TaskTable) -> Image | None:
     if best is None:
         return None
     scored = [e for e in table.entries if not math.isnan(e.gap)]
-    rows = [(e.name + (" (baseline)" if e.baseline else ""), e.gap, gap_interval(e, best), e.verdict)
+    rows = [(e.name + ("" if e.role == FOUND else f" ({e.role})"), e.gap, gap_interval(e, best), e.verdict)
             for e in scored]
     name = re.sub(r"[^\w.-]", "_", f"forest_{table.stage}_{table.task}") + ".png"
     title = f"{table.task}: gap to the best baseline ({best.name}) over {len(table.seeds)} seeds"
@@ -90,10 +98,9 @@ def _forest(table: TaskTable) -> Image | None:
 def gap_interval(entry: Entry, best: Entry, level: float = 0.95) -> float:
     """Half-width of the `level` t interval of `entry`'s gap to `best` over the seeds both have: the interval the
     funnel's paired test inverts (NaN with fewer than two seeds; 0 for `best` itself)."""
-    seeds = sorted(set(entry.scores) & set(best.scores))
-    if len(seeds) < 2:
+    d = paired_differences(entry.scores, best.scores)
+    if len(d) < 2:
         return math.nan
-    d = np.array([entry.scores[s] - best.scores[s] for s in seeds])
     return float(stats.t.ppf((1 + level) / 2, len(d) - 1) * np.std(d, ddof=1) / math.sqrt(len(d)))
 
 
