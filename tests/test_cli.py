@@ -106,7 +106,8 @@ def test_ctrl_c_stops_a_search_cleanly_keeping_finished_trials(tmp_path, wait_fo
 def test_tasks_lists_every_child_task(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    for name in ("mnist1d", "digits", "fashion_mnist_conv", "cifar10_conv"):
+    for name in ("mnist1d", "digits", "fashion_mnist_conv", "cifar10_conv", "fashion_tiny_conv", "kjv_tiny_lstm",
+                 "kjv_transformer", "checkpoint val", "bf16 auto"):
         assert name in out
 
 

@@ -340,7 +340,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     rows = task_table(args.data_dir)
     table = Table(title="tasks (for evaluate, search and benchmark); a search's reward is higher-is-better",
-                  caption="your own task: --task path/to/file.py:make_task (a function returning optsearch.Task)")
+                  caption="checkpoint val: validation examples the intermediate checkpoints score (a fixed subset; "
+                          "the end of training scores the full split); bf16 auto: whether --precision auto may use "
+                          "bf16\nyour own task: --task path/to/file.py:make_task (a function returning optsearch.Task)")
     for i, col in enumerate(rows[0]):
         table.add_column(col, no_wrap=i == 0)
     for row in rows:

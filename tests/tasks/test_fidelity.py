@@ -129,9 +129,16 @@ def test_a_multi_seed_search_scores_rules_by_their_mean_over_seeds():
         assert trial.reward == again.reward
 
 
-def test_the_sequential_trainer_stops_members_below_the_floor():
+def test_sequential_halving_keeps_a_rules_rates_that_can_still_win_and_they_train_as_at_full_fidelity():
     spec = "tests/tasks/example_task.py:make_task"  # not an MLP: members train one after another
-    kw = dict(task=spec, steps=20, lrs=[1e-3, 1e-2, 1e-1])
-    full, (adam, hopeless) = evaluate(["adam", "-g"], **kw), evaluate(["adam", "-g"], fidelity="halving", **kw)
-    assert hopeless.stopped_at == 4 and all(p.stopped_at == 4 for p in hopeless.per_lr)
-    assert adam.stopped_at is None and (adam.reward, adam.best_lr) == (full[0].reward, full[0].best_lr)
+    kw = dict(task=spec, steps=20, lrs=[1e-3, 1e-2, 1e-1], seed=0)
+    (full, _), (adam, hopeless) = evaluate(["adam", "-g"], **kw), evaluate(["adam", "-g"], fidelity="halving", **kw)
+    policy = halving_policy(Settings(**kw, fidelity="halving").resolved())
+    first = min(policy.floors)
+    assert hopeless.stopped_at == first == 4 and all(p.stopped_at == 4 for p in hopeless.per_lr)
+    keep = policy.keep(first, [p.curve[0] for p in full.per_lr])  # the stacked trainer's decision, on full's curves
+    assert 0 < sum(keep) < len(keep)
+    for h, f, kept in zip(adam.per_lr, full.per_lr, keep, strict=True):
+        assert (h.stopped_at == first) is not kept and h.curve == f.curve[:len(h.curve)]
+        assert h.stopped_at is not None or h == f  # trained to the end: bit for bit full fidelity's
+    assert adam.stopped_at is None and any(p.stopped_at is None for p in adam.per_lr)

@@ -53,6 +53,15 @@ class Splits:
         return Splits(*(t.to(device) for t in (self.x_train, self.y_train, self.x_val, self.y_val,
                                                self.x_test, self.y_test)))
 
+    def val_subset(self, n: int | None) -> tuple[Tensor, Tensor]:
+        """A fixed subset of `n` validation examples (all of them if n is None or not smaller): the first n of a
+        permutation seeded by SPLIT_SEED, in their split order, so every seed, rule and process scores the same."""
+        if n is None or n >= len(self.y_val):
+            return self.x_val, self.y_val
+        generator = torch.Generator().manual_seed(SPLIT_SEED)
+        index = torch.randperm(len(self.y_val), generator=generator)[:n].sort().values.to(self.y_val.device)
+        return self.x_val[index], self.y_val[index]
+
 
 def hold_out(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
              val_fraction: float) -> Splits:
@@ -146,6 +155,23 @@ def load_fashion_mnist(data_dir: Path | None = None, val_fraction: float = 0.1) 
     a = {k: read_idx(p) for k, p in paths.items()}
     return hold_out(a["x_train"][:, None], a["y_train"].astype(np.int64), a["x_test"][:, None],
                     a["y_test"].astype(np.int64), val_fraction)
+
+
+def pooled(splits: Splits, size: int = 2) -> Splits:
+    """uint8 images average-pooled over `size`×`size` blocks (rounded to the nearest integer, still uint8)."""
+    def pool(x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        blocks = x.view(n, c, h // size, size, w // size, size).sum((3, 5), dtype=torch.int32)
+        return ((blocks + size * size // 2) // (size * size)).to(torch.uint8)
+
+    return Splits(pool(splits.x_train), splits.y_train, pool(splits.x_val), splits.y_val, pool(splits.x_test),
+                  splits.y_test)
+
+
+def load_fashion_mnist_14(data_dir: Path | None = None) -> Splits:
+    """Fashion-MNIST downsampled to 14×14 (2×2 average pooling of the 28×28 images), the splits of
+    `load_fashion_mnist`; the registry's loader cache pools once per process."""
+    return pooled(load_fashion_mnist(data_dir))
 
 
 class _CifarUnpickler(pickle.Unpickler):

@@ -15,10 +15,11 @@ import torch
 
 from optsearch.dsl import Rule
 from optsearch.optim.zoo import resolve
-from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_sequential, train_stacked
+from optsearch.tasks.population import Halving, RuleRun, curve_steps, train_stacked
 from optsearch.tasks.precision import fast_bf16
 from optsearch.tasks.registry import DEFAULT_TASK, Task, get_task, load_splits
 from optsearch.tasks.results import CurvePoint, Evaluation, LrResult, Status
+from optsearch.tasks.sequential import train_sequential
 from optsearch.tasks.settings import LR_LIMITS, PAPER_LRS, Settings
 
 Progress = Callable[[int, int], None]
@@ -54,8 +55,9 @@ def evaluate(rules: str | Rule | Sequence[str | Rule], task: str | Task = DEFAUL
     parsed or fails while training comes back `invalid`; it never stops the others.
 
     `precision`: "auto" runs the child's forward and backward under bfloat16 autocast where the hardware has
-    native bf16 (2× faster for the stacked MLP, 2-3× for the ConvNet on these CPUs; rewards move within seed
-    noise), "bf16" or "fp32" force one. Weights, optimizer state and the update are always float32.
+    native bf16 and the task allows it (`Task.bf16`; 2× faster for the stacked MLP, 2-3× for the ConvNet on these
+    CPUs; rewards move within seed noise), "bf16" or "fp32" force one. Weights, optimizer state and the update
+    are always float32.
     `fidelity`: "full" trains every member to the end; "halving" stops, at 1/5 and 2/5 of the steps, the
     learning rates of a rule that cannot win and the rules far below the Adam/SGD curves (see `HALVING_MARGINS`;
     a stopped rule's reward is its best score when stopped, and its Evaluation says `stopped_at`).
@@ -102,7 +104,7 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
     settings.check_device()
     s = settings.resolved()
     spec = get_task(s.task)
-    bf16 = fast_bf16(s.device) if s.precision == "auto" else s.precision == "bf16"
+    bf16 = (spec.bf16 and fast_bf16(s.device)) if s.precision == "auto" else s.precision == "bf16"
     data = load_splits(s.task, s.data_path).to(s.device)
     if s.batch_size > len(data.y_train):
         raise ValueError(f"batch_size={s.batch_size} exceeds the {len(data.y_train)} training examples of {s.task}")
@@ -134,10 +136,11 @@ def evaluate_settings(items: Sequence[str | Rule], settings: Settings,
             halving = halving_policy(s.replace(seed=seed, seeds=None)) if s.fidelity == "halving" else None
             tell = None if progress is None else advance
             if spec.stacked:
-                train_stacked(spec.model.sizes, data, runs, s.steps, s.batch_size, seed, bf16, tell, halving)
+                train_stacked(spec.model.sizes, data, runs, s.steps, s.batch_size, seed, bf16, tell, halving,
+                              spec.checkpoint_val)
             else:
                 train_sequential(spec.model, spec.scoring, data, runs, s.steps, s.batch_size, seed, bf16, tell,
-                                 halving)
+                                 halving, spec.checkpoint_val)
             for run in runs:
                 rules[run.rule].add(seed, run)
         pending = {rule: lrs for rule, tried in rules.items() if s.extend_lrs and (lrs := tried.next_lrs())}

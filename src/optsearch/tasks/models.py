@@ -1,5 +1,5 @@
-"""The task models: a ReLU MLP (trained as many stacked copies), the paper's small ConvNet, a small ResNet and a
-byte-level LSTM language model."""
+"""The task models: a ReLU MLP (trained as many stacked copies), the paper's small ConvNet, a small ResNet, a
+byte-level LSTM language model and a small decoder-only transformer language model."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 M = TypeVar("M")
@@ -82,17 +83,19 @@ class StackedMLP:
 
 class ConvNet(nn.Module):
     """The paper's child network: 2 × [3×3 conv, `width` filters, ReLU, batch norm, 2×2 max-pool], then a dense
-    layer. Takes uint8 images (N, C, H, W) and normalizes them with the dataset's channel mean and std."""
+    layer. Takes uint8 images (N, C, H, W) and normalizes them with the dataset's channel mean and std.
+    `width` is one number of filters for both blocks, or a pair (first, second)."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], image_size: int, classes: int = 10,
-                 width: int = 32) -> None:
+                 width: int | tuple[int, int] = 32) -> None:
         super().__init__()
-        channels = len(mean)
+        first, second = (width, width) if isinstance(width, int) else width
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255)
-        block = lambda n_in: [nn.Conv2d(n_in, width, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(width), nn.MaxPool2d(2)]
-        self.features = nn.Sequential(*block(channels), *block(width), nn.Flatten())
-        self.head = nn.Linear(width * (image_size // 4) ** 2, classes)
+        block = lambda n_in, n_out: [nn.Conv2d(n_in, n_out, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(n_out),
+                                     nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*block(len(mean), first), *block(first, second), nn.Flatten())
+        self.head = nn.Linear(second * (image_size // 4) ** 2, classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features((x.float() - self.mean) / self.std))
@@ -150,6 +153,44 @@ class CharLSTM(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.lstm(self.embed(x))
         return self.head(out)
+
+
+class TransformerLM(nn.Module):
+    """A small decoder-only, pre-norm transformer language model over bytes: token and learned position
+    embeddings, `layers` × [LayerNorm, causal multi-head self-attention, residual; LayerNorm, GELU MLP of 4×
+    `width`, residual], a final LayerNorm and a linear head. Takes (N, T) token ids, T ≤ `context`."""
+
+    def __init__(self, vocab_size: int, width: int = 64, layers: int = 2, heads: int = 4, context: int = 64):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, width)
+        self.position = nn.Parameter(torch.randn(context, width) * 0.02)
+        self.blocks = nn.ModuleList(_Block(width, heads) for _ in range(layers))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.embed(x) + self.position[:x.shape[1]]
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h))
+
+
+class _Block(nn.Module):
+    """One pre-norm transformer block (causal self-attention, then an MLP), each with its residual."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.out = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, h: Tensor) -> Tensor:
+        n, t, width = h.shape
+        q, k, v = self.qkv(self.norm1(h)).view(n, t, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        attention = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        h = h + self.out(attention.transpose(1, 2).reshape(n, t, width))
+        return h + self.mlp(self.norm2(h))
 
 
 def seeded(build: Callable[[], M], seed: int) -> M:

@@ -4,11 +4,10 @@ Every member starts from the same weights and sees the same minibatch order (bot
 rule's noise comes from a generator seeded by the seed and the rule's text. So a member's result depends only on
 (seed, rule, its learning rates, budget), never on which other rules share the call.
 
-Two trainers share the update code (`optsearch.optim.functional`): `train_stacked` runs every member of an MLP
-task as one stacked model (tiny MLPs are overhead-bound, so one batched step beats many small ones), and
-`train_sequential` runs the members of any other model one after another (ConvNets are compute-bound: a vmap
-population of 8 ran at 0.3× the speed of sequential training). Both fill `LrResult`s; the sequential trainer
-scores with the task's metric through `tasks.metrics.measure`, as the benchmark does.
+Two trainers share the update code (`optsearch.optim.functional`) and the helpers here (`RuleRun`, `Halving`,
+`minibatches`, `curve_steps`, `stable_seed`, `rule_generator`): `train_stacked` runs every member of an MLP task
+as one stacked model (tiny MLPs are overhead-bound, so one batched step beats many small ones), and
+`tasks.sequential.train_sequential` runs the members of any other model one after another. Both fill `LrResult`s.
 """
 
 from __future__ import annotations
@@ -21,15 +20,14 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from optsearch.dsl import Rule
 from optsearch.dsl.vocab import WEIGHT_SCALES
-from optsearch.optim.functional import compute_update, compute_updates, init_state
+from optsearch.optim.functional import compute_update, init_state
 from optsearch.tasks.data import Splits
-from optsearch.tasks.metrics import Metric, measure
-from optsearch.tasks.models import StackedMLP, seeded
-from optsearch.tasks.precision import autocast, images_last, model_last
+from optsearch.tasks.models import StackedMLP
+from optsearch.tasks.precision import autocast
 from optsearch.tasks.results import LrResult
 
 CURVE_POINTS = 5
@@ -113,7 +111,7 @@ LR_MARGIN = 0.02
 
 def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], steps: int, batch_size: int,
                   seed: int, bf16: bool = False, advance: Callable[[int], None] | None = None,
-                  halving: Halving | None = None) -> None:
+                  halving: Halving | None = None, checkpoint_val: int | None = None) -> None:
     """Train all members of `runs` as one StackedMLP of layer `sizes`; fills each run's `results` or `error`.
 
     Each run's members are a contiguous block of rows, updated by one `compute_update` call on that block (the
@@ -123,7 +121,8 @@ def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], s
     reset to the initial weights, its optimizer state zeroed and its loss masked out, so it poisons nothing.
     With `halving`, members it stops leave the stacked model (its rows, gradients, state and learning rates are
     compacted), so the cost falls with them; training ends when no member is left. A kept member's result is
-    bit for bit its result at full fidelity, stochastic rules included (see `_Shadow`).
+    bit for bit its result at full fidelity, stochastic rules included (see `_Shadow`). Intermediate checkpoints
+    score the fixed validation subset of `checkpoint_val` examples (None: the full split), the last the full split.
     """
     start_time = time.perf_counter()
     device = data.x_train.device
@@ -134,6 +133,7 @@ def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], s
     checkpoints = curve_steps(steps)
     curves: list[list[float]] = [[] for _ in range(k)]
     tail = max(1, math.ceil(LOSS_TAIL * steps))
+    checkpoint_split = data.val_subset(checkpoint_val)
 
     for step, index in enumerate(minibatches(len(data.y_train), batch_size, steps, seed, device), 1):
         if not pop.rows:
@@ -148,7 +148,8 @@ def train_stacked(sizes: Sequence[int], data: Splits, runs: Sequence[RuleRun], s
                 advance(n)
             if step in checkpoints:
                 pop.freeze(pop.alive & ~torch.isfinite(pop.model.params).all(1), step)
-                accuracy = (pop.accuracy(data.x_val, data.y_val) * pop.alive).tolist()
+                x_val, y_val = (data.x_val, data.y_val) if step == steps else checkpoint_split
+                accuracy = (pop.accuracy(x_val, y_val) * pop.alive).tolist()
                 for i, a in enumerate(accuracy):
                     curves[pop.rows[i]].append(a)
                 if halving is not None and step in halving.floors and step < steps:
@@ -353,67 +354,3 @@ def _stacked_accuracy(model: StackedMLP, x: Tensor, y: Tensor) -> Tensor:
     correct = sum((model(x[i:i + chunk]).argmax(-1) == y[i:i + chunk]).sum(1) for i in range(0, len(y), chunk))
     return correct.double() / len(y)
 
-
-def train_sequential(build: Callable[[], nn.Module], metric: Metric, data: Splits, runs: Sequence[RuleRun],
-                     steps: int, batch_size: int, seed: int, bf16: bool = False,
-                     advance: Callable[[int], None] | None = None, halving: Halving | None = None) -> None:
-    """Train each member of `runs` on its own copy of `build()`, one after another; fills `results` or `error`.
-
-    The loss is the one `metric` implies; scores are `metric`'s rewards. `bf16` runs forward and backward under
-    bfloat16 autocast; image batches go channels-last. Weights, optimizer state and loss stay float32.
-    With `halving`, a member stops at a halving step where it scores below the floor (members train one after
-    another, so learning rates are not compared with each other here).
-    """
-    for run in runs:
-        start_time = time.perf_counter()
-        try:
-            run.results = [_train_member(build, metric, data, run.rule, lr, steps, batch_size, seed, bf16, advance,
-                                         halving) for lr in run.lrs]
-        except Exception as error:  # a rule must never crash the population
-            run.error, run.results = _describe(error), []
-        run.seconds = time.perf_counter() - start_time
-
-
-def _train_member(build: Callable[[], nn.Module], metric: Metric, data: Splits, rule: Rule, lr: float, steps: int,
-                  batch_size: int, seed: int, bf16: bool, advance: Callable[[int], None] | None,
-                  halving: Halving | None) -> LrResult:
-    device = data.x_train.device
-    model = model_last(seeded(build, stable_seed("init", seed)).to(device))
-    params = list(model.parameters())
-    states = [init_state(rule, p) for p in params]
-    generator = rule_generator(rule, device, seed, lr)
-    checkpoints = curve_steps(steps)
-    tail = max(1, math.ceil(LOSS_TAIL * steps))
-    result, loss_sum = LrResult(lr), 0.0
-    for step, index in enumerate(minibatches(len(data.y_train), batch_size, steps, seed, device), 1):
-        with autocast(device, bf16):
-            output = model(images_last(data.x_train[index]))
-        loss = metric.loss(output, data.y_train[index])
-        if not torch.isfinite(loss):
-            result.diverged_at = step
-            break
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            deltas = compute_updates(rule, grads, params, states, [step] * len(params), steps, generator)
-            torch._foreach_add_(params, deltas, alpha=-lr)
-        if step > steps - tail:
-            loss_sum += loss.item()
-        if advance is not None:
-            advance(1)
-        if step in checkpoints:
-            if not all(torch.isfinite(t).all() for t in (*params, *model.buffers())):
-                result.diverged_at = step
-                break
-            result.curve.append(metric.reward(measure(model, data.x_val, data.y_val, metric, bf16)))
-            if halving is not None and step < steps and not halving.keep(step, result.curve[-1:])[0]:
-                result.stopped_at = step
-                break
-    if result.diverged_at is not None:
-        if advance is not None:
-            advance(steps - result.diverged_at + 1)
-        result.curve += [0.0] * (len(checkpoints) - len(result.curve))
-        return result
-    result.val_acc = result.curve[-1]
-    result.loss = None if result.stopped_at is not None else loss_sum / tail
-    result.test_acc = metric.reward(measure(model, data.x_test, data.y_test, metric, bf16))
-    return result

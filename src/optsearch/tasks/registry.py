@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from optsearch.tasks import data, text
 from optsearch.tasks.data import Splits
 from optsearch.tasks.metrics import Metric, get_metric
-from optsearch.tasks.models import MLP, CharLSTM, ConvNet, ResNet
+from optsearch.tasks.models import MLP, CharLSTM, ConvNet, ResNet, TransformerLM
 from optsearch.tasks.precision import fast_bf16  # noqa: F401  (its old home; kept importable here)
 
 
@@ -45,6 +45,12 @@ class Task:
     reward is always higher-is-better in [0, 1] (accuracy, 1/perplexity, 1/(1+mse); see `tasks.metrics`).
     `steps` × `batch_size` is the search budget per (rule, lr) member; `epochs` × `benchmark_batch_size` the
     benchmark's per run. `files(data_dir)` lists the files it reads (None: unknown without a data_dir).
+
+    `checkpoint_val`: the intermediate validation checkpoints (the learning curve and the halving decisions) score
+    a fixed subset of this many validation examples (the same for every seed, rule and process; see
+    `Splits.val_subset`), the end of training the full split; None scores every checkpoint on the full split.
+    `bf16`: whether precision "auto" may run this model under bfloat16 autocast (where the hardware has native
+    bf16, `fast_bf16`); False where bf16 measured slower for the model (the transformer), so auto means fp32.
     """
 
     name: str
@@ -59,6 +65,8 @@ class Task:
     sizes: tuple[int, int, int] | None = None  # train / validation / test examples, where known
     files: Callable[[Path | None], list[Path] | None] = field(default=lambda _: [], repr=False)
     source: str = "in memory"
+    checkpoint_val: int | None = None
+    bf16: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or ":" in self.name or self.name != self.name.strip():
@@ -66,6 +74,10 @@ class Task:
         get_metric(self.metric)
         for key in ("steps", "batch_size", "epochs", "benchmark_batch_size"):
             _positive(key, getattr(self, key))
+        if self.checkpoint_val is not None:
+            _positive("checkpoint_val", self.checkpoint_val)
+        if not isinstance(self.bf16, bool):
+            raise TaskError(f"bf16: got {self.bf16!r}; allowed: True or False")
         if isinstance(self.model, MLP) and self.metric != "accuracy":
             raise TaskError(f"task {self.name}: a stacked MLP is scored by accuracy, got metric {self.metric!r}")
 
@@ -114,6 +126,14 @@ def _cifar_files(data_dir: Path | None) -> list[Path] | None:
     return None if data_dir is None else [Path(data_dir) / name for name in data.CIFAR10_FILES]
 
 
+def _kjv_32(data_dir: Path | None) -> Splits:
+    return text.load_kjv(data_dir, seq_len=32, holdout_every=80)
+
+
+def _kjv_64(data_dir: Path | None) -> Splits:
+    return text.load_kjv(data_dir, seq_len=64, holdout_every=80)
+
+
 def _text_files(data_dir: Path | None) -> list[Path]:
     return [text.BIBLE_DATA] if data_dir is None else [Path(data_dir)]
 
@@ -126,6 +146,8 @@ CIFAR = dict(load=data.load_cifar10, sizes=(45000, 5000, 10000), files=_cifar_fi
              source="data_dir: your cifar-10-batches-py folder", steps=500, batch_size=100, epochs=5,
              benchmark_batch_size=100)
 CIFAR_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+KJV_SOURCE = "apt packages bible-kjv bible-kjv-text, or a text file as data_dir"
 
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task("mnist1d_large", "MNIST-1D generated larger (24000 / 8000 / 8000), MLP 40-100-100-10, 1000 steps: the "
@@ -149,8 +171,23 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("kjv_char_lstm", "King James Bible (data_dir: any other text file); a byte-level LSTM language model "
          "(hidden 128, 64-byte sequences) standing in for GNMT", text.load_kjv, partial(CharLSTM, text.BYTES),
          steps=300, batch_size=32, epochs=3, benchmark_batch_size=32, metric="perplexity",
-         sizes=(59512, 3307, 3307), files=_text_files, source="apt packages bible-kjv bible-kjv-text, or a text "
-         "file as data_dir"),
+         sizes=(59512, 3307, 3307), files=_text_files, source=KJV_SOURCE),
+    Task("fashion_tiny_conv", "Fashion-MNIST at 14×14 (2×2 average-pooled); a tiny ConvNet (3×3 convs of 8 and 16 "
+         "filters, ReLU, batch norm, max-pool; dense head). A cheap member of the conv family.",
+         data.load_fashion_mnist_14, partial(ConvNet, *FASHION_STATS, 14, width=(8, 16)), steps=1000,
+         batch_size=128, epochs=3, benchmark_batch_size=128, sizes=(54000, 6000, 10000), files=_fashion_files,
+         source=FASHION["source"], checkpoint_val=1000),
+    Task("kjv_tiny_lstm", "King James Bible bytes in 32-byte sequences (1/80 each to validation and test); a tiny "
+         "byte-level LSTM (embedding 32, hidden 64). A cheap member of the recurrent family.",
+         _kjv_32, partial(CharLSTM, text.BYTES, embed=32, hidden=64), steps=1000, batch_size=32, epochs=1,
+         benchmark_batch_size=32, metric="perplexity", sizes=(126991, 1629, 1629), files=_text_files,
+         source=KJV_SOURCE, checkpoint_val=256),
+    Task("kjv_transformer", "King James Bible bytes in 64-byte contexts (1/80 each to validation and test); a "
+         "decoder-only pre-norm transformer LM (width 64, 2 layers, 4 heads). The held-out family; fp32 under "
+         "precision auto (bf16 measured slower).",
+         _kjv_64, partial(TransformerLM, text.BYTES), steps=400, batch_size=16, epochs=1, benchmark_batch_size=16,
+         metric="perplexity", sizes=(64472, 827, 827), files=_text_files, source=KJV_SOURCE, checkpoint_val=128,
+         bf16=False),
 )}
 """Every built-in task by name."""
 DEFAULT_TASK = "mnist1d_large"
@@ -261,6 +298,8 @@ def task_table(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
         "reward": t.scoring.reward_text,
         "search (steps×batch)": f"{t.steps}×{t.batch_size}",
         "benchmark (epochs×batch)": f"{t.epochs}×{t.benchmark_batch_size}",
+        "checkpoint val": "full" if t.checkpoint_val is None else str(t.checkpoint_val),
+        "bf16 auto": "yes" if t.bf16 else "no",
         "model": _model_name(t.model),
         "train / val / test": "?" if t.sizes is None else " / ".join(str(n) for n in t.sizes),
         "data present": "yes" if t.data_present(folder) else "no",

@@ -47,5 +47,5 @@ def byte_sequences(text: str, seq_len: int = 64, holdout_every: int = 20) -> Spl
     return Splits(*(t for part in parts for t in (part[:, :-1], part[:, 1:])))
 
 
-def load_kjv(text_file: str | Path | None = None) -> Splits:
-    return byte_sequences(kjv_text(text_file))
+def load_kjv(text_file: str | Path | None = None, seq_len: int = 64, holdout_every: int = 20) -> Splits:
+    return byte_sequences(kjv_text(text_file), seq_len, holdout_every)

@@ -37,7 +37,8 @@ def run_benchmark(optimizers: Sequence[str], task: str | Task, epochs: int | Non
 
     `steps_per_epoch` caps an epoch, `data_fraction` keeps a fixed random part of the training split and
     `eval_size` the first n validation/test examples: knobs that make runs fit a small machine. `bf16` autocast
-    is on by default where the CPU computes bf16 natively (2.5-4x faster convnets), off elsewhere.
+    is on by default where the CPU computes bf16 natively (2.5-4x faster convnets) and the task allows it
+    (`Task.bf16`), off elsewhere.
     """
     spec = get_task(task)
     if not optimizers:
@@ -48,7 +49,7 @@ def run_benchmark(optimizers: Sequence[str], task: str | Task, epochs: int | Non
         raise ValueError(f"data_fraction must be in (0, 1], got {data_fraction}")
     for name in optimizers:  # fail on a bad name now, not after hours of training
         make_optimizer(name, [torch.zeros(1, requires_grad=True)], lr=0.1, total_steps=1)
-    bf16 = fast_bf16("cpu") if bf16 is None else bf16
+    bf16 = (spec.bf16 and fast_bf16("cpu")) if bf16 is None else bf16
     budget = Budget(epochs or spec.epochs, batch_size or spec.benchmark_batch_size, steps_per_epoch, eval_size, bf16)
     grid = tuple(float(lr) for lr in (lrs or DEFAULT_LRS))
     console = console or Console()
