@@ -350,7 +350,7 @@ def _halve(halving: Halving, step: int, runs: Sequence[RuleRun], blocks: Sequenc
 def _stacked_accuracy(model: StackedMLP, x: Tensor, y: Tensor) -> Tensor:
     """Each member's accuracy on (x, y), over chunks of examples (a chunk's logits are bit for bit the whole
     split's: each is a row of the same matmuls)."""
-    chunk = max(1, EVAL_CHUNK_ELEMENTS // (model.params.shape[0] * max(model.sizes)))
+    chunk = max(1, EVAL_CHUNK_ELEMENTS // max(1, model.params.shape[0] * max(model.sizes)))  # 0 rows once all left
     correct = sum((model(x[i:i + chunk]).argmax(-1) == y[i:i + chunk]).sum(1) for i in range(0, len(y), chunk))
     return correct.double() / len(y)
 
