@@ -105,11 +105,11 @@ class Rule:
         needed = {s for t in self.operands for s in vocab.OPERANDS[t].state}
         return tuple(s for s in ("m", "v", "y") if s in needed)
 
-    @property
+    @cached_property
     def needs_total_steps(self) -> bool:
         return any(vocab.OPERANDS[t].needs_total_steps for t in self.operands)
 
-    @property
+    @cached_property
     def stochastic(self) -> bool:
         return any(vocab.OPERANDS[t].stochastic for t in self.operands) or any(
             vocab.UNARY[f].stochastic for f in ex.functions(self.expr) if f in vocab.UNARY)

@@ -118,8 +118,9 @@ def _dropout(p: float) -> Callable[..., Tensor]:
     expected value of drop(x) is x)."""
 
     def drop(x: Tensor, generator: torch.Generator | None = None, inplace: bool = False) -> Tensor:
-        keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= p
-        return x.mul_(keep).div_(1.0 - p) if inplace else x * keep / (1.0 - p)
+        # the mask as 1.0 / 0.0 in x's dtype, written over the uniform draws: a bool mask costs a conversion per use
+        keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).ge_(p)
+        return (x.mul_(keep) if inplace else keep.mul_(x)).div_(1.0 - p)
 
     return drop
 

@@ -65,7 +65,7 @@ class StackedMLP:
         for i in range(0, len(layers), 2):
             h = torch.baddbmm(layers[i + 1], h, layers[i])
             if i + 2 < len(layers):
-                h = torch.relu(h)
+                h = torch.relu_(h)  # in place: baddbmm's backward does not read its output
         return h
 
     def module(self, member: int) -> nn.Sequential:
