@@ -35,7 +35,7 @@ from optsearch.tasks import population as stacked_trainer
 from optsearch.tasks.metrics import measure
 from optsearch.tasks.models import StackedMLP, seeded
 from optsearch.tasks.population import curve_steps, minibatches, stable_seed
-from optsearch.tasks.precision import autocast, images_last, model_last
+from optsearch.tasks.precision import autocast, fast_bf16, images_last, model_last
 from optsearch.tasks.registry import TaskError, load_splits
 from optsearch.tasks.settings import PAPER_LRS
 
@@ -220,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     peak16 = matmul_peak(torch.bfloat16, 128 if args.quick else 512, budget)
     print(f"torch {torch.__version__}, {args.threads} thread(s); matmul peak fp32 {peak32:.1f} GFLOP/s, "
           f"bf16 {peak16:.1f} GFLOP/s; CPU times")
+    if not fast_bf16(CPU):  # emulated bf16: its matmul peak is no bound for a step that runs partly in fp32
+        print("no native bf16 on this CPU: bf16 is emulated (slow), so precision auto trains fp32 here and the bf16 "
+              "'% of peak' below can exceed 100%")
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
         try:
             spec = get_task(task)
