@@ -198,6 +198,9 @@ def read_plan(db: str | Path, config: FunnelConfig) -> Plan:
     if settings is None:
         raise StoreError(f"db: {db} holds a search of an objective, which has no task to re-train on; "
                          "allowed: the db of a search on a task")
+    if stored.suite is not None:  # stage 2 would re-score the suite's first task alone: the wrong reward
+        raise StoreError(f"db: {db} holds a search on the suite {','.join(stored.suite)}, and the funnel re-scores "
+                         "only a single-task search's reward; allowed: the db of a search on one task")
     return make_plan(config, settings, trials)
 
 
