@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # ~1-2 minutes: three Ray nodes start, then worke
 NODE = dict(node_ip_address="127.0.0.1", num_cpus=1)
 SEARCH = dict(task="digits", strategy="ppo", update_every=4, hidden=32, budget=24, seed=4, steps=100,
               lrs=[1e-2, 1e-1], batch=4)
-FUNNEL = dict(top=4, seeds=4, finalists=2, tasks=["digits"], transfer_seeds=2, steps=60)
+FUNNEL = dict(top=4, seeds=4, finalists=2, tasks=["digits"], tune_seeds=2, score_seeds=2, steps=60, references=())
 
 
 @pytest.fixture
