@@ -26,7 +26,7 @@ system:
 	fi
 
 demo: $(STAMP) system
-	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	rm -rf $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm runs/demo-report
 	$(BIN)/optsearch search --strategy ppo --budget 256 --workers 2 --executor process \
 	  --db $(DEMO_DB)
 	$(BIN)/optsearch report $(DEMO_DB) --out runs/demo-report
