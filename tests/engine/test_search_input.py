@@ -177,7 +177,7 @@ def test_trial_from_evaluation_keeps_every_fact_through_the_store(tmp_path):
 
 @pytest.mark.parametrize("name", ["ppo-seed0.sqlite", "random-seed0.sqlite"])
 def test_the_committed_dbs_old_flat_config_reads_as_the_same_search(name):
-    db = sqlite3.connect(f"file:{DISCOVERY / name}?mode=ro", uri=True)  # committed: never write to it
+    db = sqlite3.connect(f"file:{DISCOVERY / name}?immutable=1", uri=True)  # committed: no -wal/-shm beside it
     (text,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
     db.close()
     stored = json.loads(text)
