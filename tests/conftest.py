@@ -10,13 +10,14 @@ def one_torch_thread():
 
 @pytest.fixture
 def wait_for_trials():
-    """Returns wait(db, n, timeout): poll a search's store until it holds n evaluated trials (or time runs out),
-    so a test can interrupt a running search at a point where finished work exists."""
+    """Returns wait(db, n, timeout): poll a search's store until it holds n evaluated trials, so a test can
+    interrupt a running search at a point where finished work exists. Time running out fails the test there (a
+    loaded machine is slow, not wrong: the timeouts are generous), rather than interrupting too early."""
     import time
 
     from optsearch.engine.store import Store, StoreError
 
-    def wait(db, n: int, timeout: float = 120.0) -> None:
+    def wait(db, n: int, timeout: float = 300.0) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             time.sleep(0.2)
@@ -26,6 +27,7 @@ def wait_for_trials():
                         return
             except StoreError:  # not created yet, or its tables not yet
                 pass
+        pytest.fail(f"{db} did not reach {n} trials within {timeout:g} s")
 
     return wait
 
