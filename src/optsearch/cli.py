@@ -1,4 +1,4 @@
-"""The `optsearch` command: show, evaluate, search, funnel, tasks, benchmark, report.
+"""The `optsearch` command: show, evaluate, search, funnel, panel, build-panel, benchmark, report, tasks, export.
 
 Bad input is one line on stderr and exit code 2, never a traceback. Ctrl-C (SIGINT) and SIGTERM stop a command
 the same way (a search keeps every finished trial and shuts its workers down); the exit code is then 130 after
