@@ -184,12 +184,12 @@ def _settings(task: str | None, objective: Callable[[Rule], float] | None, setti
         return settings
     seed = 0 if seed is None else seed
     n_seeds = 1 if keywords["seeds"] is None else keywords["seeds"]
-    check_positive_int("seeds", n_seeds)
+    check_positive_int("seeds", n_seeds)  # a search takes a count; Settings turns it into seeds seed … seed + n − 1
     extend = SEARCH_EXTENDS_LRS if keywords["extend_lrs"] is None else keywords["extend_lrs"]
     return Settings(task or DEFAULT_TASK, PAPER_LRS if keywords["lrs"] is None else tuple(keywords["lrs"]),
                     keywords["steps"], keywords["batch_size"], seed, keywords["device"] or "cpu",
                     keywords["data_dir"], keywords["precision"] or "auto", keywords["fidelity"] or SEARCH_FIDELITY,
-                    bool(extend), None if n_seeds == 1 else tuple(range(seed, seed + n_seeds)))
+                    bool(extend), n_seeds)
 
 
 def _check_db_path(db: str | Path | None, resume: bool | None) -> None:
