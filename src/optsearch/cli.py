@@ -435,8 +435,10 @@ def cmd_build_panel(args: argparse.Namespace) -> int:
 
     check_output_path(args.panel)
     with console.status(f"scoring {len(args.rules)} rules on {', '.join(args.tasks)}") as status:
-        computed = build_panel(args.panel, args.rules, args.tasks, range(args.seed, args.seed + args.seeds),
+        first = args.seed + args.tune_seeds  # score seeds follow the tuning seeds
+        computed = build_panel(args.panel, args.rules, args.tasks, range(first, first + args.seeds),
                                steps=args.steps, lrs=args.lrs, precision=args.precision,
+                               tune_seeds=range(args.seed, first),
                                on_result=lambda task, seed: status.update(f"{task} seed {seed} done"))
     console.print(f"{computed} results computed into {args.panel} (rows already there were kept)")
     return 0
@@ -647,9 +649,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("panel", help="the panel's SQLite file (created, or completed)")
     p.add_argument("--rules", nargs="+", required=True, help="zoo names or rule texts (3 or more)")
     p.add_argument("--tasks", type=_names, required=True, help="held-out tasks, comma separated")
-    p.add_argument("--seeds", type=_whole(1), default=3, help="seeds per task (--seed … --seed + N - 1; default 3)")
+    p.add_argument("--seeds", type=_whole(1), default=3, help="scored seeds per task (default 3): --seed … "
+                   "--seed + N - 1, or after the tuning seeds")
+    p.add_argument("--tune-seeds", type=_whole(0), default=0, help="tune each rule's lr on this many seeds first "
+                   "(--seed …), then train that lr alone on --seeds fresh ones (default 0: tune on the scored seeds)")
     p.add_argument("--seed", type=_whole(0), default=0)
-    p.add_argument("--steps", type=_whole(1), help="steps per member (default: each task's)")
+    p.add_argument("--steps", type=_budgets, help="steps per member, for every task or TASK=N,... (default: each "
+                   "task's)")
     p.add_argument("--lrs", type=_floats, help="learning-rate grid (default: the paper's), extended a decade "
                    "while a rule's best lr is at its edge")
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from optsearch.cli import main
-from optsearch.engine.funnel_plan import TRANSFER
+from optsearch.engine.funnel_analysis import tuned_scores
+from optsearch.engine.funnel_plan import SCORE, TRANSFER
 from optsearch.engine.panel import bootstrap, judge, read_panel
 from optsearch.engine.store import Store, StoredEvaluation, StoreError
 from optsearch.optim.zoo import resolve
@@ -101,3 +102,22 @@ def test_bad_build_panel_input_is_one_line_exit_2_and_writes_nothing(tmp_path, c
     assert main(["build-panel", str(tmp_path / "panel.sqlite"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "panel.sqlite").exists()
+
+
+def test_a_panel_tuned_on_other_seeds_is_judged_on_its_score_rows_alone(tmp_path, capsys):
+    panel = str(tmp_path / "panel.sqlite")
+    build = ["build-panel", panel, "--rules", "sgd", "adam", "sign(m)", "--tasks", "digits,mnist1d", "--steps",
+             "digits=20,mnist1d=10", "--lrs", "0.01,0.1", "--tune-seeds", "1", "--seeds", "2", "--seed", "5"]
+    assert main(build) == 0 and capsys.readouterr().out
+    with Store(panel, readonly=True) as store:
+        rows = list(store.evaluations())
+    tuning = [r for r in rows if r.stage == TRANSFER]
+    scoring = [r for r in rows if r.stage == SCORE]
+    assert {r.seed for r in tuning} == {5} and {r.seed for r in scoring} == {6, 7} and len(scoring) == 2 * 3 * 2
+    tuned = {(r.task, r.fingerprint): r.evaluation for r in tuning}
+    for row in scoring:  # each rule trains alone at the rate its tuning seed chose, for the budget of its task
+        assert [p.lr for p in row.evaluation.per_lr] == [tuned_scores({5: tuned[row.task, row.fingerprint]})[0]]
+        assert row.evaluation.steps == (20 if row.task == "digits" else 10) and row.evaluation.seed == row.seed
+    read = read_panel(panel)
+    assert read.seeds("digits") == [6, 7] and len(read.rules) == 3
+    assert main(build) == 0 and "0 results computed" in capsys.readouterr().out  # resumable

@@ -3,7 +3,9 @@
 A panel is a SQLite file whose `evaluations` rows (the funnel's format, stage "transfer") hold a fixed set of rules
 scored on held-out tasks over several seeds; any funnel db is one too (its finalists and baselines). On each
 held-out task a rule's score is its mean test score over the seeds at the learning rate tuned on the mean validation
-score (as the funnel ranks); the rules are ranked per task and the ranks averaged: the held-out mean rank.
+score (as the funnel ranks); where the task has "score" rows (the rate tuned on other seeds, then trained alone on
+fresh ones, as the funnel's stage 3 does) those alone are its truth. The rules are ranked per task and the ranks
+averaged: the held-out mean rank.
 `judge` scores a candidate proxy on the panel's rules and gives its Spearman correlation with the held-out mean
 rank and with each task, each with a bootstrap 95% interval over rules, beside the panel's own reliability: the
 split-half Spearman of the mean rank (even-indexed seeds against odd), stepped up to the full panel by
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +25,10 @@ import numpy as np
 from scipy import stats
 
 from optsearch.engine.funnel_analysis import tuned_scores
-from optsearch.engine.funnel_plan import TRANSFER, settings_key
+from optsearch.engine.funnel_plan import SCORE, TRANSFER, Stage, settings_key
 from optsearch.engine.stats import spearman
 from optsearch.engine.store import Store, StoredEvaluation, StoreError
+from optsearch.dsl import Rule
 from optsearch.optim.zoo import resolve
 from optsearch.tasks.evaluate import Progress, evaluate_settings
 from optsearch.tasks.results import Evaluation
@@ -73,24 +76,27 @@ class Panel:
 
 
 def read_panel(path: str | Path) -> Panel:
-    """The stage-"transfer" rows of `path`; the rules kept are those with results on every task (ValueError, naming
-    what is wrong, for a file that holds no panel)."""
+    """The held-out rows of `path` (a task's "score" rows where it has any, else its "transfer" rows); the rules
+    kept are those with results on every task (StoreError, naming what is wrong, for a file that holds no panel)."""
     if not Path(path).is_file():
         raise StoreError(f"panel: no file at {path}; allowed: a SQLite file with held-out results "
                          "(optsearch build-panel, or a funnel's db)")
     with Store(path, readonly=True) as store:
-        rows = [row for row in store.evaluations() if row.stage == TRANSFER]
+        rows = [row for row in store.evaluations() if row.stage in (TRANSFER, SCORE)]
     keys: dict[str, set[str]] = {}
     for row in rows:
-        keys.setdefault(row.task, set()).add(row.settings)
+        if row.stage == TRANSFER:
+            keys.setdefault(row.task, set()).add(row.settings)
     mixed = sorted(task for task, k in keys.items() if len(k) > 1)
     if mixed:
         raise StoreError(f"panel: {path} holds {', '.join(mixed)} under several settings; allowed: one per task")
+    scored = {row.task for row in rows if row.stage == SCORE}
     results: dict[str, dict[str, dict[int, Evaluation]]] = {}
     texts: dict[str, str] = {}
     for row in rows:
-        results.setdefault(row.task, {}).setdefault(row.fingerprint, {})[row.seed] = row.evaluation
-        texts.setdefault(row.fingerprint, row.rule)
+        if (row.stage == SCORE) == (row.task in scored):
+            results.setdefault(row.task, {}).setdefault(row.fingerprint, {})[row.seed] = row.evaluation
+            texts.setdefault(row.fingerprint, row.rule)
     common = [fp for fp in texts if all(fp in by_rule for by_rule in results.values())]
     if len(common) < MIN_RULES:
         raise StoreError(f"panel: {path} has {len(common)} rule(s) scored on every held-out task "
@@ -169,30 +175,59 @@ def judge(panel: Panel, proxy: Settings | Suite, progress: Progress | None = Non
 
 
 def build_panel(path: str | Path, rules: Sequence[str], tasks: Sequence[str], seeds: Sequence[int],
-                steps: int | None = None, lrs: Sequence[float] | None = None, precision: str = "auto",
+                steps: int | Mapping[str, int] | None = None, lrs: Sequence[float] | None = None,
+                precision: str = "auto", tune_seeds: Sequence[int] = (),
                 on_result: Callable[[str, int], None] | None = None) -> int:
     """Score `rules` on each held-out task at each seed and store the rows in `path` (created, or completed:
     rows present are kept, so a stopped build resumes). The learning-rate grid (default: the paper's) is extended
-    a decade while a rule's best lr is at its edge, as the funnel's stage 3 does. Returns the rows computed."""
+    a decade while a rule's best lr is at its edge, as the funnel's stage 3 does. `steps`: one budget for every
+    task or task -> budget (a task left out trains its own). With `tune_seeds`, the grid trains on those seeds
+    only, and each rule's rate tuned there (validation) trains alone on `seeds` ("score" rows, the panel's truth:
+    the tuning seeds chose the rate, so their scores flatter it). Returns the rows computed."""
     resolved = list({(r := resolve(text)).fingerprint: r for text in rules}.values())
     if len(resolved) < MIN_RULES:
         raise SettingsError(f"rules: got {len(resolved)} distinct rule(s); allowed: {MIN_RULES} or more")
     if not tasks:
         raise SettingsError("tasks: got none; allowed: one or more held-out task names")
-    stages = [Settings(task, **({} if lrs is None else {"lrs": tuple(lrs)}), steps=steps, precision=precision,
-                       extend_lrs=True) for task in dict.fromkeys(tasks)]
+    budgets = dict(steps) if isinstance(steps, Mapping) else dict.fromkeys(tasks, steps)
+    unknown = sorted(set(budgets) - set(tasks))
+    if unknown:
+        raise SettingsError(f"steps: given for {', '.join(unknown)}, which is not among the tasks; allowed: "
+                            f"{', '.join(tasks)}")
+    if set(tune_seeds) & set(seeds):
+        raise SettingsError(f"tune_seeds: got {sorted(tune_seeds)}, which share seeds with the score seeds "
+                            f"{sorted(seeds)}; allowed: disjoint seeds")
+    stages = [Stage(TRANSFER, Settings(task, **({} if lrs is None else {"lrs": tuple(lrs)}), steps=budgets.get(task),
+                                       precision=precision, extend_lrs=True),
+                    tuple(tune_seeds or seeds), tuple(seeds) if tune_seeds else ())
+              for task in dict.fromkeys(tasks)]
     computed = 0
     with Store(path) as store:
-        present = {row.key for row in store.evaluations()}
-        for settings in stages:
-            key = settings_key(settings)
-            for seed in seeds:
-                todo = [r for r in resolved if (r.fingerprint, TRANSFER, settings.task, seed, key) not in present]
-                for rule, ev in zip(todo, evaluate_settings(todo, settings.replace(seed=seed)) if todo else [],
-                                    strict=True):
-                    store.add_evaluation(StoredEvaluation(rule.fingerprint, str(rule), TRANSFER, settings.task,
-                                                          seed, key, ev))
-                    computed += 1
-                if on_result is not None:
-                    on_result(settings.task, seed)
+        present = {row.key: row.evaluation for row in store.evaluations()}
+
+        def train(settings: Settings, rules: list[Rule], seed: int, key: Callable[[Rule], tuple]) -> None:
+            nonlocal computed
+            todo = [r for r in rules if key(r) not in present]
+            for rule, ev in zip(todo, evaluate_settings(todo, settings.replace(seed=seed)) if todo else [],
+                                strict=True):
+                fingerprint, stage_name, task, _, settings_id = key(rule)
+                row = StoredEvaluation(fingerprint, str(rule), stage_name, task, seed, settings_id, ev)
+                store.add_evaluation(row)
+                present[row.key] = ev
+                computed += 1
+            if on_result is not None:
+                on_result(settings.task, seed)
+
+        for stage in stages:
+            for seed in stage.seeds:
+                train(stage.settings, resolved, seed, lambda r, seed=seed, stage=stage: stage.row_key(r, seed))
+            by_lr: dict[float, list[Rule]] = {}
+            for rule in resolved if stage.score_seeds else []:
+                lr, _ = tuned_scores({s: present[stage.row_key(rule, s)] for s in stage.seeds})
+                if lr is not None:  # None: the rule never trained (invalid), so it has no rate to score
+                    by_lr.setdefault(lr, []).append(rule)
+            for seed in stage.score_seeds:
+                for lr, group in by_lr.items():
+                    train(stage.score_settings(lr), group, seed,
+                          lambda r, seed=seed, stage=stage, lr=lr: stage.score_key(r, seed, lr))
     return computed
