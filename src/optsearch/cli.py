@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+MAX_CLI_GROUPS = 4
+"""The most token groups `search --groups` takes: the paper's AddSign with linear decay,
+`(1 + ld * sign(g) * sign(m)) * g`, needs four; more grows the space past what a search on 2 cores explores."""
 
 
 class UsageError(Exception):
@@ -596,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_whole(1), default=1)
     p.add_argument("--executor", default="inline", help="inline, process or ray")
     p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
-    p.add_argument("--groups", type=_whole(1, 3), default=2, help="token groups per rule (1-3)")
+    p.add_argument("--groups", type=_whole(1, MAX_CLI_GROUPS), default=2,
+                   help=f"token groups per rule (1-{MAX_CLI_GROUPS})")
     p.add_argument("--decays", action="store_true", help="include the decay operands ld, cd, rd, eps_t")
     p.add_argument("--batch", type=_whole(1), help="rules asked per round (default 8 × workers)")
     p.add_argument("--duplicate-penalty-mode", default="constant", choices=PENALTY_MODES,

@@ -45,3 +45,13 @@ def test_fit_rejects_rules_that_do_not_fit():
 def test_groups_must_be_positive():
     with pytest.raises(ValueError, match="groups"):
         TokenSpace(0)
+
+
+def test_the_papers_addsign_with_linear_decay_needs_the_four_groups_the_cli_allows():
+    from optsearch.cli import MAX_CLI_GROUPS
+    from optsearch.optim.zoo import resolve
+
+    tokens = resolve("addsign-ld").tokens
+    assert TokenSpace(MAX_CLI_GROUPS, decays=True).fit(tokens) is not None
+    assert TokenSpace(MAX_CLI_GROUPS - 1, decays=True).fit(tokens) is None
+    assert TokenSpace(MAX_CLI_GROUPS, decays=False).fit(tokens) is None  # ld is a decay operand
