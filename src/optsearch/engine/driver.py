@@ -26,7 +26,7 @@ from optsearch.engine.store import BASELINES, Store, StoreError, Trial
 from optsearch.tasks.registry import DEFAULT_TASK
 from optsearch.tasks.results import Status
 from optsearch.tasks.settings import PAPER_LRS, Settings, SettingsError, check_positive_int
-from optsearch.tasks.suite import SUITE_BASELINES, Reference, Suite, reference_of, suite_aggregate, suite_tasks
+from optsearch.tasks.suite import SUITE_BASELINES, Reference, Suite, cached_reference, suite_aggregate, suite_tasks
 
 
 @dataclass
@@ -158,13 +158,14 @@ def _suite(task: Any, settings: Settings | Suite | None, aggregate: str | None
 
 
 def _references(store: Store, suite: Suite) -> list[Reference]:
-    """Each task's tuned baselines: read from the db, or trained now (once per task and settings) and kept."""
+    """Each task's tuned baselines: read from the db, or trained now (once per task and settings, and once per
+    process: they are deterministic, so searches run one after another in a process share them) and kept."""
     out = []
     for settings in suite.settings:
         key = f"{settings_key(settings)}-seed{settings.seed}"
         reference = store.reference(settings.task, key, SUITE_BASELINES)
         if reference is None:
-            reference = reference_of(settings)
+            reference = cached_reference(settings)
             store.add_reference(key, reference)
         out.append(reference)
     return out
