@@ -575,10 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch threads in this process (1 is fastest for small children; use --workers)")
         p.add_argument("--fidelity", default="full", choices=("full", "halving"),
                        help="halving: stop hopeless learning rates and rules early (default: full for evaluate, "
-                            "halving for search)")
+                            "halving for search and panel)")
         p.add_argument("--extend-lrs", action=argparse.BooleanOptionalAction, default=False,
                        help="try the next decade while a rule's best learning rate is at the grid's edge (default: "
-                            "off for evaluate, on for search)")
+                            "off for evaluate, on for search and panel)")
         p.add_argument("--seeds", type=_whole(1), default=1,
                        help="score each rule on N seeds (--seed … --seed + N - 1): mean reward at one lr")
 
@@ -646,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "results on a panel of rules, with bootstrap intervals and the panel's own reliability")
     p.add_argument("panel", help="a panel (optsearch build-panel) or a funnel's db: held-out rows of fixed rules")
     child_options(p)
-    p.set_defaults(fn=cmd_panel)
+    p.set_defaults(fn=cmd_panel, fidelity=SEARCH_FIDELITY, extend_lrs=SEARCH_EXTENDS_LRS)  # the reward a search sees
 
     p = sub.add_parser("build-panel", help="score fixed rules on held-out tasks over seeds into a panel file "
                        "(resumable: rows present are kept)")

@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 
 from optsearch.cli import main
-from optsearch.engine import ConfigMismatch, Store, driver, search
+from optsearch.engine import ConfigMismatch, Store, search
 from optsearch.report import write_report
+from optsearch.tasks import suite
 from optsearch.tasks.suite import SUITE_BASELINES
 
 SUITE = ["--task", "digits,mnist1d", "--steps", "10", "--lrs", "0.01,0.1", "--strategy", "random", "--batch", "3",
@@ -15,12 +16,14 @@ COMMITTED = sorted((Path(__file__).parents[2] / "docs" / "discovery").glob("*.sq
 def test_a_suite_search_keeps_per_task_scores_and_trains_its_baselines_once_across_a_resume(tmp_path, monkeypatch,
                                                                                            capsys):
     trained = []
-    real = driver.reference_of
-    monkeypatch.setattr(driver, "reference_of", lambda s: trained.append(s.task) or real(s))
+    real = suite.reference_of
+    monkeypatch.setattr(suite, "reference_of", lambda s: trained.append(s.task) or real(s))
+    suite.cached_reference.cache_clear()
     db = str(tmp_path / "s.sqlite")
     assert main(["search", *SUITE, "--budget", "3", "--db", db]) == 0
     out = capsys.readouterr().out  # the per-task columns (the narrow test console wraps their titles)
     assert "mnist1d (raw" in out and "norm)" in out and trained == ["digits", "mnist1d"]
+    suite.cached_reference.cache_clear()  # as a resume in a new process: only the db has them
     assert main(["search", *SUITE, "--budget", "5", "--db", db, "--resume"]) == 0
     assert trained == ["digits", "mnist1d"]  # the resume read them from the db
     with Store(db, readonly=True) as store:

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from optsearch.dsl import Rule
 from optsearch.engine.funnel_analysis import tuned_scores
-from optsearch.engine.funnel_plan import SCORE, TRANSFER, Stage, settings_key
+from optsearch.engine.funnel_plan import SCORE, TRANSFER, Stage
 from optsearch.engine.stats import spearman
 from optsearch.engine.store import Store, StoredEvaluation, StoreError
-from optsearch.dsl import Rule
 from optsearch.optim.zoo import resolve
 from optsearch.tasks.evaluate import Progress, evaluate_settings
 from optsearch.tasks.results import Evaluation

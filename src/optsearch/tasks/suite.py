@@ -193,16 +193,31 @@ def evaluate_suite(items: Sequence[str | Rule], suite: Suite, references: Mappin
     refs = {s.task: (references or {}).get(s.task) or cached_reference(s) for s in suite.settings}
     first, *rest = suite.settings
     per_task: dict[str, list[Evaluation | None]] = {first.task: evaluate_settings(items, first, progress)}
-    heads = [refs[first.task].normalize(ev.reward) if ev.status == Status.OK else LOWEST
-             for ev in per_task[first.task]]
-    going = [i for i, ev in enumerate(per_task[first.task]) if ev.status != Status.INVALID and heads[i] >= SKIP_BELOW]
+    going = [i for i, on in enumerate(goes_on(per_task[first.task], refs[first.task])) if on]
     for settings in rest:
         evals = evaluate_settings([items[i] for i in going], settings, progress) if going else []
         row: list[Evaluation | None] = [None] * len(items)
         for i, ev in zip(going, evals, strict=True):
             row[i] = ev
         per_task[settings.task] = row
-    return [_summary(i, per_task, refs, suite, heads[i]) for i in range(len(items))]
+    return suite_scores(per_task, refs, suite)
+
+
+def goes_on(first: Sequence[Evaluation], reference: Reference) -> list[bool]:
+    """Whether each rule, so scored on the suite's first task, is trained on the others (`SKIP_BELOW`)."""
+    return [ev.status != Status.INVALID and _normalized(ev, reference) >= SKIP_BELOW for ev in first]
+
+
+def suite_scores(per_task: Mapping[str, Sequence[Evaluation | None]], refs: Mapping[str, Reference],
+                 suite: Suite) -> list[SuiteEvaluation]:
+    """Each rule's suite evaluation from its evaluation on every task of `suite` (None: skipped there)."""
+    n = len(per_task[suite.tasks[0]])
+    return [_summary(i, per_task, refs, suite, _normalized(per_task[suite.tasks[0]][i], refs[suite.tasks[0]]))
+            for i in range(n)]
+
+
+def _normalized(ev: Evaluation, reference: Reference) -> float:
+    return reference.normalize(ev.reward) if ev.status == Status.OK else LOWEST
 
 
 def _summary(i: int, per_task: Mapping[str, list[Evaluation | None]], refs: Mapping[str, Reference], suite: Suite,
@@ -214,8 +229,8 @@ def _summary(i: int, per_task: Mapping[str, list[Evaluation | None]], refs: Mapp
         if ev is None:
             scores.append(TaskScore(task, None, "skipped", ref.best, ref.floor, head))
         else:
-            normalized = ref.normalize(ev.reward) if ev.status == Status.OK else LOWEST
-            scores.append(TaskScore(task, ev.reward, ev.status.value, ref.best, ref.floor, normalized, ev.best_lr))
+            scores.append(TaskScore(task, ev.reward, ev.status.value, ref.best, ref.floor, _normalized(ev, ref),
+                                    ev.best_lr))
     trained = [per_task[task][i] for task in suite.tasks if per_task[task][i] is not None]
     wall = sum(ev.wall_time for ev in trained)
     if first.status == Status.INVALID:
