@@ -1,0 +1,141 @@
+"""Which reward predicts held-out results? Each cheap proxy, and suites of them, judged on a proxy-validity panel.
+
+Scores every panel rule once on each proxy task at the search's settings (halving, the paper's grid extended at its
+edges, the task's own budget, seed 0: exactly the reward `optsearch panel --task T` computes), caching each rule's
+result and CPU seconds in `--out/proxy-TASK.json` (resumable). A suite's reward is then rebuilt from the cached task
+results with the suite's own code (`tasks.suite.suite_scores`, the skip rule of `goes_on`), so `transfer` mean and
+min cost no extra training. A proxy task that is also one of the panel's held-out tasks is judged against the
+panel's other tasks only, and its reward is read from the panel's tuning rows (seed 0, the panel's grid) rather than
+retrained. Prints a markdown table: Spearman with the held-out mean rank and with each task (bootstrap 95%
+intervals over rules), CPU seconds per rule, and the panel's own reliability (the ceiling).
+
+    python benchmarks/proxy_validity.py --panel docs/panel/panel.sqlite --out runs/proxies
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from optsearch.engine.config import SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
+from optsearch.engine.funnel_plan import TRANSFER
+from optsearch.engine.panel import Panel, Verdict, judge, read_panel
+from optsearch.engine.store import Store
+from optsearch.optim.zoo import resolve
+from optsearch.tasks.evaluate import evaluate_settings
+from optsearch.tasks.results import Evaluation
+from optsearch.tasks.settings import Settings
+from optsearch.tasks.suite import SUITES, Reference, Suite, goes_on, reference_of, suite_scores
+
+PROXY_TASKS = ("mnist1d_large", "fashion_tiny_conv", "kjv_tiny_lstm")
+
+
+def score_task(panel: Panel, task: str, out: Path) -> dict:
+    """Each panel rule's reward on `task` at the search's settings, and the CPU seconds it took, cached."""
+    path = out / f"proxy-{task}.json"
+    done = json.loads(path.read_text()) if path.exists() else {"rules": {}, "reference": None}
+    settings = Settings(task, fidelity=SEARCH_FIDELITY, extend_lrs=SEARCH_EXTENDS_LRS)
+    if done["reference"] is None:
+        start = time.process_time()
+        done["reference"] = {"rewards": list(reference_of(settings).rewards), "cpu": time.process_time() - start}
+        path.write_text(json.dumps(done))
+    for fingerprint, text in panel.rules.items():
+        if fingerprint not in done["rules"]:
+            start = time.process_time()
+            ev, = evaluate_settings([resolve(text)], settings)
+            done["rules"][fingerprint] = {"rule": str(ev.rule), "reward": ev.reward, "status": ev.status.value,
+                                          "best_lr": ev.best_lr, "cpu": time.process_time() - start}
+            path.write_text(json.dumps(done))
+    return done
+
+
+def evaluations(panel: Panel, cache: dict, task: str) -> list[Evaluation]:
+    return [Evaluation(cache["rules"][fp]["rule"], task, cache["rules"][fp]["reward"], cache["rules"][fp]["status"],
+                       best_lr=cache["rules"][fp]["best_lr"]) for fp in panel.rules]
+
+
+def cpu(panel: Panel, caches: list[dict], trained: list[list[bool]] | None = None) -> float:
+    """Mean CPU seconds per rule over `caches` (where `trained`), leaving out each cache's first rule, whose time
+    includes the halving floors' one-off reference run."""
+    firsts = {next(iter(c["rules"])) for c in caches}
+    seconds = [sum(c["rules"][fp]["cpu"] for k, c in enumerate(caches) if trained is None or trained[k][i])
+               for i, fp in enumerate(panel.rules) if fp not in firsts]
+    return statistics.fmean(seconds)
+
+
+def held_out_reward(panel: Panel, path: str, task: str) -> list[float]:
+    """Each rule's reward on a held-out task's tuning seed (the best validation score over the panel's grid)."""
+    with Store(path, readonly=True) as store:
+        rows = [r for r in store.evaluations() if r.stage == TRANSFER and r.task == task]
+    first = min(r.seed for r in rows)
+    by_rule = {r.fingerprint: r.evaluation.reward for r in rows if r.seed == first}
+    return [by_rule[fp] for fp in panel.rules]
+
+
+def without(panel: Panel, task: str) -> Panel:
+    return Panel(panel.path, panel.rules, {t: r for t, r in panel.results.items() if t != task})
+
+
+def row(name: str, verdict: Verdict, tasks: list[str], seconds: str) -> str:
+    by_task = {c.against: c for c in verdict.tasks}
+    cells = [f"{verdict.mean_rank.rho:+.2f} [{verdict.mean_rank.low:+.2f}, {verdict.mean_rank.high:+.2f}]"]
+    cells += [f"{by_task[t].rho:+.2f} [{by_task[t].low:+.2f}, {by_task[t].high:+.2f}]" if t in by_task else "—"
+              for t in tasks]
+    return f"| {name} | " + " | ".join(cells) + f" | {seconds} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--panel", default="docs/panel/panel.sqlite")
+    parser.add_argument("--out", default="runs/proxies", help="where the per-task proxy results are cached")
+    parser.add_argument("--tasks", nargs="+", default=list(PROXY_TASKS), help="cheap proxy tasks to score")
+    parser.add_argument("--suite", default="transfer", help="a built-in suite of those tasks to judge (mean, min)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    panel = read_panel(args.panel)
+    caches = {task: score_task(panel, task, out) for task in args.tasks}
+    tasks = panel.tasks
+    print(f"panel {args.panel}: {len(panel.rules)} rules; held out: "
+          + ", ".join(f"{t} ({len(panel.seeds(t))} seeds)" for t in tasks))
+    print("\n| proxy | Spearman with held-out mean rank [95%] | " + " | ".join(tasks) + " | CPU s per rule |")
+    print("|---|---|" + "---|" * len(tasks) + "---|")
+    for task in args.tasks:
+        values = [ev.reward for ev in evaluations(panel, caches[task], task)]
+        seconds = cpu(panel, [caches[task]])
+        print(row(task, judge(panel, Settings(task), rewards=(values, seconds)), tasks, f"{seconds:.1f}"))
+    for task in tasks:  # a held-out task as its own proxy: judged on the others, from its tuning seed
+        values = held_out_reward(panel, args.panel, task)
+        print(row(f"{task} (tuning seed; vs the others)", judge(without(panel, task), Settings(task),
+                                                                rewards=(values, 0.0)), tasks, "—"))
+    suite_tasks = SUITES.get(args.suite, tuple(args.suite.split(",")))
+    refs = {t: Reference(t, tuple((n, r) for n, r in caches[t]["reference"]["rewards"])) for t in suite_tasks}
+    full = {t: evaluations(panel, caches[t], t) for t in suite_tasks}
+    on = goes_on(full[suite_tasks[0]], refs[suite_tasks[0]])
+    skipped = {t: [ev if go or t == suite_tasks[0] else None for ev, go in zip(full[t], on, strict=True)]
+               for t in suite_tasks}
+    trained = [[True] * len(on) if t == suite_tasks[0] else on for t in suite_tasks]
+    in_suite = [caches[t] for t in suite_tasks]
+    per_rule, every = cpu(panel, in_suite, trained), cpu(panel, in_suite)
+    for how in ("mean", "min"):
+        suite = Suite.of(suite_tasks, Settings(suite_tasks[0]), how)
+        for label, per_task, seconds in (("", skipped, per_rule), (", no skip", full, every)):
+            values = [ev.reward for ev in suite_scores(per_task, refs, suite)]
+            print(row(f"{args.suite} {how}{label}", judge(panel, suite, rewards=(values, 0.0)), tasks,
+                      f"{seconds:.1f}"))
+    verdict = judge(panel, Settings(args.tasks[0]), rewards=([ev.reward for ev in full[suite_tasks[0]]], 0.0))
+    print(f"\nskip rule: {len(on) - sum(on)} of {len(on)} panel rules not trained past {suite_tasks[0]}; "
+          f"CPU per rule {per_rule:.1f} s with it, {every:.1f} s without")
+    print(f"panel reliability: split-half Spearman of the held-out mean rank {verdict.split_half:+.2f} "
+          f"(Spearman-Brown {verdict.reliability:+.2f}); held-out tasks agree: "
+          + "; ".join(f"{a} vs {b} {rho:+.2f}" for a, b, rho in verdict.agreement))
+
+
+if __name__ == "__main__":
+    main()
