@@ -225,8 +225,8 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial],
         missing = [name for name in SUITE_BASELINES if resolve(name).fingerprint not in have]
         if missing:
             raise SettingsError(f"baselines: a suite search's reward normalizes each task against "
-                                f"{', '.join(SUITE_BASELINES)}, and {', '.join(missing)} is not among the funnel's; "
-                                "allowed: baselines that include all of them")
+                                f"{', '.join(SUITE_BASELINES)}; missing: {', '.join(missing)}; allowed: baselines "
+                                "that include all of them")
     found = [t for t in trials if t.status == Status.OK and t.strategy != BASELINE and t.fingerprint not in taken]
     if not found:
         raise StoreError("db: the search has no rule that trained (status ok) to re-score yet")
