@@ -21,6 +21,7 @@ from optsearch.engine.funnel_plan import (
     FunnelConfig,
     Plan,
     make_plan,
+    read_plan,
     settings_key,
 )
 from optsearch.engine.funnel_run import funnel
@@ -175,6 +176,7 @@ def test_the_second_runs_single_task_funnel_reads_as_before(tmp_path):
     with Store(db, readonly=True) as store:
         result = load_funnel(store)
     assert result.plan.suite == [] and result.plan.aggregate is None and "suite" not in result.plan.to_json()
+    assert read_plan(db, result.plan.config).to_json() == result.plan.to_json()  # a rerun plans what it stored
     assert result.proxy.tasks == () and all(e.per_task == {} for e in result.proxy.entries)
     assert all(len(entry_texts(1, e)) == len(ENTRY_HEADERS) for e in result.proxy.entries)
     assert all(not math.isnan(e.mean) and e.lr is not None for e in result.proxy.entries)

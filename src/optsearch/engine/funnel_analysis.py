@@ -215,8 +215,8 @@ def _table(stage: Stage, entrants: Sequence[Entrant], index: Mapping[tuple, Eval
     seeds = stage.score_seeds or stage.seeds
     problem = baselines_broken(baseline_rows)
     compare(entries, len(seeds), problem)
-    entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
-    return TaskTable(stage.name, stage.task, seeds, entries, stage.seeds if stage.score_seeds else (), problem)
+    return TaskTable(stage.name, stage.task, seeds, _best_first(entries), stage.seeds if stage.score_seeds else (),
+                     problem)
 
 
 def _suite_table(plan: Plan, entrants: Sequence[Entrant], index: Mapping[tuple, Evaluation]) -> TaskTable:
@@ -246,9 +246,13 @@ def _suite_table(plan: Plan, entrants: Sequence[Entrant], index: Mapping[tuple, 
                              per_task=per_task))
     problem = next((f"{t.task}: {t.problem}" for t in tables if t.problem is not None), None)
     compare(entries, len(plan.proxy.seeds), problem)
-    entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
-    return TaskTable(PROXY, ",".join(t.task for t in tables), plan.proxy.seeds, entries, (), problem,
+    return TaskTable(PROXY, ",".join(t.task for t in tables), plan.proxy.seeds, _best_first(entries), (), problem,
                      tuple(t.task for t in tables))
+
+
+def _best_first(entries: list[Entry]) -> list[Entry]:
+    """`entries` by mean, best first, the unscored last."""
+    return sorted(entries, key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
 
 
 def _fresh_scores(stage: Stage, rule: Rule, lr: float | None, tuned: bool,

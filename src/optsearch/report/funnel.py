@@ -52,8 +52,9 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
         f"({', '.join(tasks)}); the last columns are the gap to each task's best baseline.",
         Table([*STANDING_HEADERS, *(f"gap on {t}" for t in tasks)], rows), explanation(result),
         "How well the cheap stages ranked the finalists on each held-out task: the Spearman correlation of their "
-        "search rewards (stage 1), and of their means over fresh seeds on the search's task (stage 2), with their "
-        "means there. They rank a few rules from the top of stage 2, a narrow range: read them as rough.",
+        "search rewards (stage 1), and of their means over fresh seeds on the search's "
+        f"{'suite' if result.proxy.tasks else 'task'} (stage 2), with their means there. They rank a few rules from "
+        "the top of stage 2, a narrow range: read them as rough.",
         Table(list(PREDICTION_HEADERS), [prediction_texts(p) for p in result.predictiveness])]))
     return sections
 
