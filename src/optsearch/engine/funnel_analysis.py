@@ -221,8 +221,8 @@ def _table(stage: Stage, entrants: Sequence[Entrant], index: Mapping[tuple, Eval
 
 def _suite_table(plan: Plan, entrants: Sequence[Entrant], index: Mapping[tuple, Evaluation]) -> TaskTable:
     """Stage 2 of a suite search, scored as its search was: a rule's score on a seed is the aggregate over the
-    tasks of its score there (tuned as on any task) normalized against that seed's suite baselines, so the noise
-    the seed puts into every rule of a task is normalized away. A seed counts once every task has it."""
+    tasks of its score there (tuned as on any task) normalized against the suite baselines on that seed, as the
+    search normalized against those on its own seed. A seed counts once every task has it."""
     tables = [_table(stage, entrants, index) for stage in plan.suite]
     suite_baselines = {resolve(name).fingerprint: name for name in SUITE_BASELINES}  # every one is a plan baseline
     refs: dict[tuple[str, int], Reference] = {}
