@@ -337,15 +337,16 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     from optsearch.engine.funnel_plan import FUNNEL_BASELINES, REFERENCE_RULES
     from optsearch.engine.funnel_run import funnel
     from optsearch.engine.funnel_text import (
-        ENTRY_HEADERS,
         PREDICTION_HEADERS,
         STANDING_HEADERS,
+        entry_headers,
         entry_texts,
         explanation,
         number_text,
         prediction_texts,
         progress_text,
         standing_texts,
+        suite_text,
         table_state,
         versus_text,
     )
@@ -374,14 +375,18 @@ def cmd_funnel(args: argparse.Namespace) -> int:
         if jobs:
             bar.stop()
     for table in [result.proxy, *result.transfer]:
-        stage = "stage 2, the search's task" if table.stage == "proxy" else "stage 3, held out"
+        own = "stage 2, the search's suite" if table.tasks else "stage 2, the search's task"
+        stage = own if table.stage == "proxy" else "stage 3, held out"
         tuned = f", lr tuned on {len(table.tune_seeds)} others" if table.tune_seeds else ""
         state = table_state(table)
         out = _table(f"{table.task} ({stage}; {len(table.seeds)} seeds{tuned}" + (f"; {state})" if state else ")"),
-                     ENTRY_HEADERS, ("rule", "verdict"))
+                     entry_headers(table), ("rule", "verdict"))
         for rank, entry in enumerate(table.entries, 1):
             out.add_row(*entry_texts(rank, entry), style="dim" if entry.role == BASELINE else None)
         console.print(out)
+        scoring = suite_text(result) if table is result.proxy else None
+        if scoring:
+            console.print(scoring, highlight=False)
         versus = versus_text(table)
         if versus:
             console.print(versus, highlight=False)
@@ -620,10 +625,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "tasks against tuned baselines (resumable; results in the same db)")
     p.add_argument("db", help="the search's SQLite db")
     p.add_argument("--top", type=_whole(1), default=20, help="stage 2: the search's best K rules (default 20)")
-    p.add_argument("--seeds", type=_whole(2), default=10, help="stage 2: fresh seeds on the search's task (10)")
+    p.add_argument("--seeds", type=_whole(2), default=10, help="stage 2: fresh seeds on the search's task or "
+                   "every task of its suite (10)")
     p.add_argument("--finalists", type=_whole(1), default=10, help="stage 3: the best M of stage 2 (default 10)")
     p.add_argument("--tasks", type=_names, help="stage 3: held-out tasks, comma separated "
-                   "(default fashion_mnist_conv,kjv_char_lstm, less the search's own)")
+                   "(default fashion_mnist_conv,kjv_char_lstm, less the search's own or its suite's)")
     p.add_argument("--tune-seeds", type=_whole(1), default=3, help="stage 3: seeds per task that tune each rule's "
                    "learning rate on the grid (default 3)")
     p.add_argument("--score-seeds", type=_whole(2), default=10, help="stage 3: other, fresh seeds per task that "

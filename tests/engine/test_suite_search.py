@@ -59,11 +59,3 @@ def test_the_committed_stores_still_read_with_no_per_task_scores(db):
         trials = store.trials()
     assert trials and all(t.scores == [] for t in trials)
 
-
-def test_a_funnel_on_a_suite_search_is_refused_in_one_line_not_scored_on_its_first_task(tmp_path, capsys):
-    db = str(tmp_path / "s.sqlite")
-    assert main(["search", *SUITE, "--budget", "3", "--db", db]) == 0
-    capsys.readouterr()
-    assert main(["funnel", db, "--top", "2", "--seeds", "2", "--tasks", "digits"]) == 2
-    err = capsys.readouterr().err
-    assert "holds a search on the suite digits,mnist1d" in err and len(err.strip().splitlines()) == 1

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
 from optsearch.dsl import Rule
-from optsearch.engine.funnel_plan import FOUND, META_KEY, REFERENCE, Entrant, Plan, Stage
+from optsearch.engine.funnel_plan import FOUND, META_KEY, PROXY, REFERENCE, Entrant, Plan, Stage
 from optsearch.engine.stats import detectable_gap, holm, paired_differences, paired_p, spearman, verdict
 from optsearch.engine.store import BASELINE, Store, StoredEvaluation
+from optsearch.optim.zoo import resolve
 from optsearch.tasks.results import Evaluation, Status, baselines_broken
+from optsearch.tasks.suite import SUITE_BASELINES, Reference, aggregate
 
 
 @dataclass
@@ -26,7 +28,9 @@ class Entry:
     """One rule on one task over the seeds: its learning rate (best mean validation score over the tuning seeds),
     its test score there per scored seed, and how it compares with the best baseline (`gap` = mean − that
     baseline's mean, a paired t-test over the common seeds, Holm-adjusted over the task's rules of the same role;
-    `detectable`: the smallest gap that test finds with 80% power at this rule's spread)."""
+    `detectable`: the smallest gap that test finds with 80% power at this rule's spread). On a suite, the scores
+    are suite rewards, `lr` is None (each task tunes its own) and `per_task` holds each task's mean raw score and
+    mean normalized score over the seeds."""
 
     rule: str
     fingerprint: str
@@ -40,6 +44,7 @@ class Entry:
     p_adjusted: float = math.nan
     detectable: float = math.nan
     verdict: str = ""  # beats | ties | loses (found, reference rules); best baseline | baseline; incomplete | invalid
+    per_task: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -59,7 +64,8 @@ class Entry:
 @dataclass
 class TaskTable:
     """The ranking on one task of one stage: found rules, reference rules and baselines, best mean first, scored
-    on `seeds` (after tuning on `tune_seeds`, when a held-out stage tunes apart)."""
+    on `seeds` (after tuning on `tune_seeds`, when a held-out stage tunes apart). Stage 2 of a suite search is one
+    table named after the suite, its `tasks` listed (empty for a single task)."""
 
     stage: str
     task: str
@@ -67,6 +73,7 @@ class TaskTable:
     entries: list[Entry]
     tune_seeds: tuple[int, ...] = ()
     problem: str | None = None  # why the task cannot rank anything (its baselines never trained); None if it can
+    tasks: tuple[str, ...] = ()
 
     @property
     def results(self) -> int:
@@ -182,7 +189,8 @@ class Prediction:
 def analyze(plan: Plan, rows: Sequence[StoredEvaluation]) -> FunnelResult:
     """The per-task rankings and the leaderboard of `plan` from the stored `rows` (complete or not)."""
     index = {row.key: row.evaluation for row in rows}
-    proxy = _table(plan.proxy, plan.entrants(plan.candidates), index)
+    entrants = plan.entrants(plan.candidates)
+    proxy = _suite_table(plan, entrants, index) if plan.suite else _table(plan.proxy, entrants, index)
     finals = finalists_of(proxy, plan.config.finalists)
     transfer = [_table(stage, plan.entrants(finals), index) for stage in plan.transfer]
     return FunnelResult(plan, proxy, transfer, leaderboard(transfer), finals)
@@ -207,8 +215,44 @@ def _table(stage: Stage, entrants: Sequence[Entrant], index: Mapping[tuple, Eval
     seeds = stage.score_seeds or stage.seeds
     problem = baselines_broken(baseline_rows)
     compare(entries, len(seeds), problem)
-    entries.sort(key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
-    return TaskTable(stage.name, stage.task, seeds, entries, stage.seeds if stage.score_seeds else (), problem)
+    return TaskTable(stage.name, stage.task, seeds, _best_first(entries), stage.seeds if stage.score_seeds else (),
+                     problem)
+
+
+def _suite_table(plan: Plan, entrants: Sequence[Entrant], index: Mapping[tuple, Evaluation]) -> TaskTable:
+    """Stage 2 of a suite search, scored as its search was: a rule's score on a seed is the aggregate over the
+    tasks of its score there (tuned as on any task) normalized against the suite baselines on that seed, as the
+    search normalized against those on its own seed. A seed counts once every task has it."""
+    tables = [_table(stage, entrants, index) for stage in plan.suite]
+    suite_baselines = {resolve(name).fingerprint: name for name in SUITE_BASELINES}  # every one is a plan baseline
+    refs: dict[tuple[str, int], Reference] = {}
+    for t in tables:
+        scores = {e.fingerprint: e.scores for e in t.entries if e.fingerprint in suite_baselines}
+        for seed in plan.proxy.seeds:
+            if all(seed in scores.get(fp, {}) for fp in suite_baselines):
+                refs[t.task, seed] = Reference(t.task, tuple((name, scores[fp][seed])
+                                                             for fp, name in suite_baselines.items()))
+    by_task = [{e.fingerprint: e for e in t.entries} for t in tables]
+    entries = []
+    for e in entrants:
+        parts = [(t.task, found[e.rule.fingerprint]) for t, found in zip(tables, by_task, strict=True)]
+        normalized = {task: {seed: refs[task, seed].normalize(score) for seed, score in part.scores.items()
+                             if (task, seed) in refs} for task, part in parts}
+        seeds = [seed for seed in plan.proxy.seeds if all(seed in normalized[task] for task, _ in parts)]
+        scores = {seed: aggregate([normalized[task][seed] for task, _ in parts], plan.aggregate) for seed in seeds}
+        per_task = {task: (part.mean, float(np.mean(list(normalized[task].values()))) if normalized[task] else math.nan)
+                    for task, part in parts}
+        entries.append(Entry(str(e.rule), e.rule.fingerprint, e.rule.tokens, e.name, e.role, None, scores,
+                             per_task=per_task))
+    problem = next((f"{t.task}: {t.problem}" for t in tables if t.problem is not None), None)
+    compare(entries, len(plan.proxy.seeds), problem)
+    return TaskTable(PROXY, ",".join(t.task for t in tables), plan.proxy.seeds, _best_first(entries), (), problem,
+                     tuple(t.task for t in tables))
+
+
+def _best_first(entries: list[Entry]) -> list[Entry]:
+    """`entries` by mean, best first, the unscored last."""
+    return sorted(entries, key=lambda e: (math.isnan(e.mean), -e.mean if not math.isnan(e.mean) else 0.0))
 
 
 def _fresh_scores(stage: Stage, rule: Rule, lr: float | None, tuned: bool,

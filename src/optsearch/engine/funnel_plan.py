@@ -26,6 +26,7 @@ from optsearch.tasks.settings import (
     check_lrs,
     check_positive_int,
 )
+from optsearch.tasks.suite import SUITE_BASELINES, Suite
 
 PROXY, TRANSFER, SCORE = "proxy", "transfer", "score"
 """The stages of a stored row: 2 (the search's task over fresh seeds), 3 (held-out tasks: the learning-rate grid
@@ -45,12 +46,12 @@ MAX_SEEDS = 10_000
 
 @dataclass(frozen=True)
 class FunnelConfig:
-    """What a funnel is asked to do. `tasks` None: DEFAULT_TASKS except the search's own. Stage 3 tunes each
-    rule's learning rate on `tune_seeds` seeds, then scores that rate alone on `score_seeds` other seeds, which
-    alone decide its verdicts (the tuning seeds chose the rate, so their scores flatter it). `score_seeds` None is
-    a funnel stored before that protocol, scored on its tuning seeds. `steps` and `lrs` apply to stage 3 (stage 2
-    runs the search's settings unchanged): one step count for every task or one per task name; None keeps each
-    task's own budget and the search's learning-rate grid."""
+    """What a funnel is asked to do. `tasks` None: DEFAULT_TASKS except the search's own (a suite search's: any
+    of its suite). Stage 3 tunes each rule's learning rate on `tune_seeds` seeds, then scores that rate alone on
+    `score_seeds` other seeds, which alone decide its verdicts (the tuning seeds chose the rate, so their scores
+    flatter it). `score_seeds` None is a funnel stored before that protocol, scored on its tuning seeds. `steps` and
+    `lrs` apply to stage 3 (stage 2 runs the search's settings unchanged): one step count for every task or one per
+    task name; None keeps each task's own budget and the search's learning-rate grid."""
 
     top: int = 20
     seeds: int = 10
@@ -122,7 +123,9 @@ class Stage:
 class Plan:
     """What one funnel trains: the proxy stage, the transfer stages, the baselines and the reference rules
     (display name -> rule), the search's top rules and their stage-1 rewards (fingerprint -> reward). Stored in the
-    db's meta, so a report shows exactly what the funnel did even if the search goes on."""
+    db's meta, so a report shows exactly what the funnel did even if the search goes on. A suite search's funnel
+    has one stage 2 per task of the suite in `suite` (the first is `proxy`), scored as the search's `aggregate`;
+    a single-task search's has none and its aggregate is None."""
 
     config: FunnelConfig
     proxy: Stage
@@ -131,13 +134,21 @@ class Plan:
     candidates: list[Rule]
     stage1: dict[str, float]
     references: dict[str, Rule] = field(default_factory=dict)
+    suite: list[Stage] = field(default_factory=list)
+    aggregate: str | None = None
+
+    @property
+    def proxies(self) -> list[Stage]:
+        """Stage 2's stages: one per task of the suite, or the search's task alone."""
+        return self.suite or [self.proxy]
 
     def to_json(self) -> dict[str, Any]:
+        suite = {"suite": [_stage_json(s) for s in self.suite], "aggregate": self.aggregate} if self.suite else {}
         return {"config": self.config.to_json(), "proxy": _stage_json(self.proxy),
                 "transfer": [_stage_json(s) for s in self.transfer],
                 "baselines": {name: list(r.tokens) for name, r in self.baselines.items()},
                 "candidates": [list(r.tokens) for r in self.candidates], "stage1": self.stage1,
-                "references": {name: list(r.tokens) for name, r in self.references.items()}}
+                "references": {name: list(r.tokens) for name, r in self.references.items()}, **suite}
 
     def entrants(self, found: Sequence[Rule]) -> list[Entrant]:
         """The baselines, the reference rules, then the `found` rules: what a stage trains."""
@@ -155,7 +166,8 @@ class Plan:
         return cls(config, _stage(d["proxy"]), [_stage(s) for s in d["transfer"]],
                    {name: Rule.from_tokens(t) for name, t in d["baselines"].items()},
                    [Rule.from_tokens(t) for t in d["candidates"]], d["stage1"],
-                   {name: Rule.from_tokens(t) for name, t in d.get("references", {}).items()})
+                   {name: Rule.from_tokens(t) for name, t in d.get("references", {}).items()},
+                   [_stage(s) for s in d.get("suite", [])], d.get("aggregate"))
 
 
 REFERENCE, FOUND = "reference", "found"
@@ -198,17 +210,23 @@ def read_plan(db: str | Path, config: FunnelConfig) -> Plan:
     if settings is None:
         raise StoreError(f"db: {db} holds a search of an objective, which has no task to re-train on; "
                          "allowed: the db of a search on a task")
-    if stored.suite is not None:  # stage 2 would re-score the suite's first task alone: the wrong reward
-        raise StoreError(f"db: {db} holds a search on the suite {','.join(stored.suite)}, and the funnel re-scores "
-                         "only a single-task search's reward; allowed: the db of a search on one task")
-    return make_plan(config, settings, trials)
+    evaluation = stored.evaluation
+    return make_plan(config, settings, trials, evaluation if isinstance(evaluation, Suite) else None)
 
 
-def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial]) -> Plan:
-    """Stage 2 on `settings` (the search's), stage 3 on the held-out tasks; candidates are the `top` best ok
-    trials found by the search (trials best first), baselines, reference rules and their equals excluded."""
+def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial], suite: Suite | None = None) -> Plan:
+    """Stage 2 on `settings` (the search's), or on each task of its `suite`; stage 3 on the held-out tasks (by
+    default none of the search's); candidates are the `top` best ok trials found by the search (trials best
+    first), baselines, reference rules and their equals excluded."""
     taken: set[str] = set()
     baselines, references = _distinct(config.baselines, taken), _distinct(config.references, taken)
+    if suite is not None:  # a suite's reward is normalized against these: stage 2 must train them all
+        have = {r.fingerprint for r in baselines.values()}
+        missing = [name for name in SUITE_BASELINES if resolve(name).fingerprint not in have]
+        if missing:
+            raise SettingsError(f"baselines: a suite search's reward normalizes each task against "
+                                f"{', '.join(SUITE_BASELINES)}; missing: {', '.join(missing)}; allowed: baselines "
+                                "that include all of them")
     found = [t for t in trials if t.status == Status.OK and t.strategy != BASELINE and t.fingerprint not in taken]
     if not found:
         raise StoreError("db: the search has no rule that trained (status ok) to re-score yet")
@@ -218,7 +236,8 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial])
     if max(base + config.seeds, scored + (config.score_seeds or 0)) > MAX_SEED:
         raise SettingsError(f"seed: the search's seed {settings.seed} leaves no room for fresh seeds")
     tune, score = tuple(range(base, scored)), tuple(range(scored, scored + (config.score_seeds or 0)))
-    tasks = config.tasks if config.tasks is not None else tuple(t for t in DEFAULT_TASKS if t != settings.task)
+    searched = suite.tasks if suite is not None else (settings.task,)
+    tasks = config.tasks if config.tasks is not None else tuple(t for t in DEFAULT_TASKS if t not in searched)
     per_task = config.steps if isinstance(config.steps, Mapping) else dict.fromkeys(tasks, config.steps)
     unknown = sorted(set(per_task) - set(tasks))
     if unknown:
@@ -230,9 +249,13 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial])
     transfer = [Stage(TRANSFER, Settings(task, lrs, per_task.get(task), None, 0, settings.device, None,
                                          settings.precision, extend_lrs=True), tune, score)
                 for task in dict.fromkeys(tasks)]
-    # stage 2 repeats the search's settings at full fidelity, one seed per job (the funnel pairs seeds itself)
-    proxy = Stage(PROXY, settings.replace(seed=0, seeds=None, fidelity="full"), tuple(range(base, base + config.seeds)))
-    return Plan(config, proxy, transfer, baselines, candidates, {t.fingerprint: t.reward for t in found}, references)
+    # stage 2 repeats the search's settings (each suite task's) at full fidelity and never skips a task, one seed
+    # per job (the funnel pairs seeds itself)
+    seeds = tuple(range(base, base + config.seeds))
+    proxies = [Stage(PROXY, s.replace(seed=0, seeds=None, fidelity="full"), seeds)
+               for s in (suite.settings if suite is not None else (settings,))]
+    return Plan(config, proxies[0], transfer, baselines, candidates, {t.fingerprint: t.reward for t in found},
+                references, proxies if suite is not None else [], None if suite is None else suite.aggregate)
 
 
 def _distinct(names: Sequence[str], taken: set[str]) -> dict[str, Rule]:

@@ -3,10 +3,11 @@
 A search ranks rules by one noisy reward at one seed, so the top of its leaderboard is biased upward (the winner's
 curse), and a proxy task can be overfitted; Lion's authors answered with a funnel of larger validation tasks.
 Stage 2 re-evaluates the top `top` rules of the search on the search's own task and settings over `seeds` fresh
-seeds; stage 3 takes the best `finalists` of those to held-out tasks of other families (at their own budgets by
-default), tunes each rule's learning rate there on `tune_seeds` seeds (the grid extended a decade while a rule's
-best lr is at its edge), then trains that rate alone on `score_seeds` fresh seeds, which alone score it: a rate
-chosen on some seeds flatters its scores on them, and tuning is the costly part, so many seeds stay affordable.
+seeds (a suite search's on every task of its suite, a rule's score on a seed being its suite reward there); stage 3
+takes the best `finalists` of those to held-out tasks of other families (at their own budgets by default), tunes
+each rule's learning rate there on `tune_seeds` seeds (the grid extended a decade while a rule's best lr is at its
+edge), then trains that rate alone on `score_seeds` fresh seeds, which alone score it: a rate chosen on some seeds
+flatters its scores on them, and tuning is the costly part, so many seeds stay affordable.
 Every stage trains the same hand-designed baselines (SGD, momentum, Adam, RMSProp, Adam and momentum with cosine
 decay, and any given) and the paper's best rules for reference the same way, and ranks per task with a paired
 test against the best baseline.
@@ -66,9 +67,9 @@ def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, 
            lrs: Sequence[float] | None = None, baselines: Sequence[str] = FUNNEL_BASELINES,
            references: Sequence[str] = REFERENCE_RULES, workers: int = 1, executor: str | Executor = "inline",
            address: str | None = None, on_progress: Callable[[FunnelProgress], None] | None = None) -> FunnelResult:
-    """Re-score the search in `db`: stage 2 on its task over `seeds` fresh seeds, stage 3 on `tasks`, tuned on
-    `tune_seeds` and scored on `score_seeds` others (see `FunnelConfig`), baselines and reference rules alongside;
-    returns the per-task rankings.
+    """Re-score the search in `db`: stage 2 on its task (or each task of its suite) over `seeds` fresh seeds,
+    stage 3 on `tasks`, tuned on `tune_seeds` and scored on `score_seeds` others (see `FunnelConfig`), baselines
+    and reference rules alongside; returns the per-task rankings.
 
     Runs on the search's executors (`workers`, `executor`, `address` as in `search`). Takes the db's writer lock,
     so it runs after the search, not beside it. Every argument and the db are checked before anything is written:
@@ -91,7 +92,8 @@ def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, 
         ex = start_executor(executor, workers, address, plan.proxy.settings)  # a failed start writes no plan
         store.set_meta(META_KEY, plan.to_json())
         runner = _Runner(store, ex, on_progress)
-        stopped = runner.run(_grid_batches(plan.proxy, plan.entrants(plan.candidates)))
+        entrants = plan.entrants(plan.candidates)
+        stopped = runner.run([b for stage in plan.proxies for b in _grid_batches(stage, entrants)])
         if stopped == "done":
             finals = analyze(plan, list(runner.rows.values())).finalists
             stopped = runner.run([b for stage in plan.transfer for b in _grid_batches(stage, plan.entrants(finals))])

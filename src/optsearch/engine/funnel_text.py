@@ -9,6 +9,7 @@ from optsearch.engine.funnel_analysis import Entry, FunnelResult, Prediction, St
 from optsearch.engine.funnel_plan import FOUND, REFERENCE
 from optsearch.engine.stats import ALPHA, POWER
 from optsearch.engine.store import BASELINE
+from optsearch.tasks.suite import LOWEST, score_cell, score_header
 
 ENTRY_HEADERS = ("#", "rule", "lr", "mean ± sem", "gap", "p", "p (Holm)", "verdict", f"detectable ({POWER:.0%})",
                  "seeds")
@@ -16,15 +17,23 @@ STANDING_HEADERS = ("#", "rule", "mean rank", "beats / ties / loses")
 PREDICTION_HEADERS = ("held-out task", "finalists", "Spearman with stage 1", "Spearman with stage 2")
 
 
+def entry_headers(table: TaskTable) -> list[str]:
+    """A task table's column titles: ENTRY_HEADERS, then one per task of a suite."""
+    return [*ENTRY_HEADERS, *map(score_header, table.tasks)]
+
+
 def entry_texts(rank: int, entry: Entry) -> list[str]:
-    """A table row for `entry`, as ENTRY_HEADERS (the rule cell is the rule text, or a baseline's or reference
-    rule's name and text; a reference rule's verdict says it is one)."""
+    """A table row for `entry`, as `entry_headers` (the rule cell is the rule text, or a baseline's or reference
+    rule's name and text; a reference rule's verdict says it is one; a suite task's cell is the mean raw score and
+    the mean normalized score)."""
     name = entry.rule if entry.label in (None, entry.rule) else f"{entry.label} ({entry.rule})"
     return [str(rank), name, "—" if entry.lr is None else f"{entry.lr:g}",
             "—" if math.isnan(entry.mean) else f"{entry.mean:.4f} ± {number_text(entry.sem, '.4f')}",
             number_text(entry.gap, "+.4f"), number_text(entry.p, ".3g"), number_text(entry.p_adjusted, ".3g"),
             f"{entry.verdict} (reference)" if entry.role == REFERENCE else entry.verdict,
-            number_text(entry.detectable, ".4f"), str(len(entry.scores))]
+            number_text(entry.detectable, ".4f"), str(len(entry.scores)),
+            *("—" if math.isnan(raw) or math.isnan(norm) else score_cell(raw, norm)
+              for raw, norm in entry.per_task.values())]
 
 
 def standing_texts(rank: int, s: Standing, tasks: Sequence[str]) -> list[str]:
@@ -64,6 +73,17 @@ def versus_text(table: TaskTable) -> str | None:
         return None
     return (f"{table.task}: the search's best, {v.found.rule}, is {v.gap:+.4f} against the best reference rule, "
             f"{v.reference.name} (paired p {number_text(v.p, '.3g')}, unadjusted).")
+
+
+def suite_text(result: FunnelResult) -> str | None:
+    """How stage 2 scores a suite search's rules (None for a single-task search)."""
+    if not result.proxy.tasks:
+        return None
+    return (f"Stage 2 scores a rule on a seed with the search's reward on that seed: on each task of the suite, its "
+            "test score at its tuned rate normalized against that seed's suite baselines ((score − the worst "
+            f"baseline's) / (the best's − the worst's), clipped below at {LOWEST:g}), then the "
+            f"{result.plan.aggregate} over the tasks. The per-task columns are the mean raw score and the mean "
+            "normalized score over the seeds.")
 
 
 def explanation(result: FunnelResult) -> str:

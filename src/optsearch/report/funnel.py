@@ -12,14 +12,15 @@ from scipy import stats
 from optsearch.engine.funnel_analysis import Entry, FunnelResult, TaskTable
 from optsearch.engine.funnel_plan import FOUND, PROXY, REFERENCE
 from optsearch.engine.funnel_text import (
-    ENTRY_HEADERS,
     PREDICTION_HEADERS,
     STANDING_HEADERS,
+    entry_headers,
     entry_texts,
     explanation,
     prediction_texts,
     progress_text,
     standing_texts,
+    suite_text,
     table_state,
     versus_text,
 )
@@ -42,7 +43,7 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
     unfinished = progress_text(result)
     sections = [Section("Funnel: stage 1 vs stage 2 (the winner's curse)", [*([unfinished] if unfinished else []),
                                                                              image])]
-    sections += [_task_section(table) for table in [result.proxy, *result.transfer]]
+    sections += [_task_section(result.proxy, suite_text(result)), *map(_task_section, result.transfer)]
     tasks = [t.task for t in result.transfer]
     rows: list[list[Cell]] = [_code_rule(standing_texts(rank, s, tasks))
                               for rank, s in enumerate(result.leaderboard, 1)]
@@ -51,14 +52,17 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
         f"({', '.join(tasks)}); the last columns are the gap to each task's best baseline.",
         Table([*STANDING_HEADERS, *(f"gap on {t}" for t in tasks)], rows), explanation(result),
         "How well the cheap stages ranked the finalists on each held-out task: the Spearman correlation of their "
-        "search rewards (stage 1), and of their means over fresh seeds on the search's task (stage 2), with their "
-        "means there. They rank a few rules from the top of stage 2, a narrow range: read them as rough.",
+        "search rewards (stage 1), and of their means over fresh seeds on the search's "
+        f"{'suite' if result.proxy.tasks else 'task'} (stage 2), with their means there. They rank a few rules from "
+        "the top of stage 2, a narrow range: read them as rough.",
         Table(list(PREDICTION_HEADERS), [prediction_texts(p) for p in result.predictiveness])]))
     return sections
 
 
-def _task_section(table: TaskTable) -> Section:
-    stage = "stage 2, the search's own task" if table.stage == PROXY else "stage 3, held out"
+def _task_section(table: TaskTable, scoring: str | None = None) -> Section:
+    """A task's section: its ranking, with `scoring` (how its scores are made) when it is not the usual."""
+    own = "stage 2, the search's suite" if table.tasks else "stage 2, the search's own task"
+    stage = own if table.stage == PROXY else "stage 3, held out"
     rows: list[list[Cell]] = [_code_rule(entry_texts(rank, e)) for rank, e in enumerate(table.entries, 1)]
     forest = _forest(table)
     references = sum(e.role == REFERENCE for e in table.entries)
@@ -70,8 +74,8 @@ def _task_section(table: TaskTable) -> Section:
         f"{len(table.found)} found rules, {references} reference rules (the paper's) and "
         f"{len(table.entries) - len(table.found) - references} baselines scored over {len(table.seeds)} seeds "
         f"({', '.join(map(str, table.seeds))}){tuned}" + (f"; {state}." if state else "."),
-        *([versus] if versus else []), *([forest] if forest else []),
-        Table(list(ENTRY_HEADERS), rows)])
+        *([scoring] if scoring else []), *([versus] if versus else []), *([forest] if forest else []),
+        Table(entry_headers(table), rows)])
 
 
 def _forest(table: TaskTable) -> Image | None:
@@ -85,7 +89,8 @@ def _forest(table: TaskTable) -> Image | None:
             for e in scored]
     name = re.sub(r"[^\w.-]", "_", f"forest_{table.stage}_{table.task}") + ".png"
     title = f"{table.task}: gap to the best baseline ({best.name}) over {len(table.seeds)} seeds"
-    return Image(name, plots.forest_png(rows, title, "gap in test score (reward scale: higher is better)"),
+    unit = "suite reward (normalized to baselines)" if table.tasks else "test score (reward scale: higher is better)"
+    return Image(name, plots.forest_png(rows, title, f"gap in {unit}"),
                  f"forest plot: {table.task}",
                  f"Each rule's gap to the best baseline ({best.name}, the dashed line) with its 95% paired t "
                  "interval over the seeds, best first; colours are the table's verdicts, baselines black. The "
