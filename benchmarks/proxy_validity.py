@@ -30,7 +30,7 @@ from optsearch.optim.zoo import resolve
 from optsearch.tasks.evaluate import evaluate_settings
 from optsearch.tasks.results import Evaluation
 from optsearch.tasks.settings import Settings
-from optsearch.tasks.suite import SUITES, Reference, Suite, goes_on, reference_of, suite_scores
+from optsearch.tasks.suite import SKIP_BELOW, SUITES, Reference, Suite, goes_on, reference_of, suite_scores
 
 PROXY_TASKS = ("mnist1d_large", "fashion_tiny_conv", "kjv_tiny_lstm")
 
@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/proxies", help="where the per-task proxy results are cached")
     parser.add_argument("--tasks", nargs="+", default=list(PROXY_TASKS), help="cheap proxy tasks to score")
     parser.add_argument("--suite", default="transfer", help="a built-in suite of those tasks to judge (mean, min)")
+    parser.add_argument("--skip-below", type=float, nargs="+", default=[SKIP_BELOW, 0.0],
+                        help="skip thresholds to judge the suite at (normalized score on its first task)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -117,21 +119,28 @@ def main() -> None:
     suite_tasks = SUITES.get(args.suite, tuple(args.suite.split(",")))
     refs = {t: Reference(t, tuple((n, r) for n, r in caches[t]["reference"]["rewards"])) for t in suite_tasks}
     full = {t: evaluations(panel, caches[t], t) for t in suite_tasks}
-    on = goes_on(full[suite_tasks[0]], refs[suite_tasks[0]])
-    skipped = {t: [ev if go or t == suite_tasks[0] else None for ev, go in zip(full[t], on, strict=True)]
-               for t in suite_tasks}
-    trained = [[True] * len(on) if t == suite_tasks[0] else on for t in suite_tasks]
     in_suite = [caches[t] for t in suite_tasks]
-    per_rule, every = cpu(panel, in_suite, trained), cpu(panel, in_suite)
+    every = cpu(panel, in_suite)
+    skips = []
+    for below in args.skip_below:
+        on = goes_on(full[suite_tasks[0]], refs[suite_tasks[0]], below)
+        per_task = {t: [ev if go or t == suite_tasks[0] else None for ev, go in zip(full[t], on, strict=True)]
+                    for t in suite_tasks}
+        seconds = cpu(panel, in_suite, [[True] * len(on) if t == suite_tasks[0] else on for t in suite_tasks])
+        skips.append((below, len(on) - sum(on), seconds))
+        for how in ("mean", "min"):
+            suite = Suite.of(suite_tasks, Settings(suite_tasks[0]), how)
+            values = [ev.reward for ev in suite_scores(per_task, refs, suite)]
+            print(row(f"{args.suite} {how}, skip below {below:+.2f}", judge(panel, suite, rewards=(values, seconds)),
+                      tasks, f"{seconds:.1f}"))
     for how in ("mean", "min"):
         suite = Suite.of(suite_tasks, Settings(suite_tasks[0]), how)
-        for label, per_task, seconds in (("", skipped, per_rule), (", no skip", full, every)):
-            values = [ev.reward for ev in suite_scores(per_task, refs, suite)]
-            print(row(f"{args.suite} {how}{label}", judge(panel, suite, rewards=(values, 0.0)), tasks,
-                      f"{seconds:.1f}"))
+        values = [ev.reward for ev in suite_scores(full, refs, suite)]
+        print(row(f"{args.suite} {how}, no skip", judge(panel, suite, rewards=(values, every)), tasks, f"{every:.1f}"))
     verdict = judge(panel, Settings(args.tasks[0]), rewards=([ev.reward for ev in full[suite_tasks[0]]], 0.0))
-    print(f"\nskip rule: {len(on) - sum(on)} of {len(on)} panel rules not trained past {suite_tasks[0]}; "
-          f"CPU per rule {per_rule:.1f} s with it, {every:.1f} s without")
+    for below, skipped, seconds in skips:
+        print(f"skip below {below:+.2f}: {skipped} of {len(panel.rules)} panel rules not trained past "
+              f"{suite_tasks[0]}; CPU per rule {seconds:.1f} s ({every:.1f} s without skipping)")
     print(f"panel reliability: split-half Spearman of the held-out mean rank {verdict.split_half:+.2f} "
           f"(Spearman-Brown {verdict.reliability:+.2f}); held-out tasks agree: "
           + "; ".join(f"{a} vs {b} {rho:+.2f}" for a, b, rho in verdict.agreement))

@@ -203,9 +203,9 @@ def evaluate_suite(items: Sequence[str | Rule], suite: Suite, references: Mappin
     return suite_scores(per_task, refs, suite)
 
 
-def goes_on(first: Sequence[Evaluation], reference: Reference) -> list[bool]:
-    """Whether each rule, so scored on the suite's first task, is trained on the others (`SKIP_BELOW`)."""
-    return [ev.status != Status.INVALID and _normalized(ev, reference) >= SKIP_BELOW for ev in first]
+def goes_on(first: Sequence[Evaluation], reference: Reference, below: float = SKIP_BELOW) -> list[bool]:
+    """Whether each rule, so scored on the suite's first task, is trained on the others (not `below` there)."""
+    return [ev.status != Status.INVALID and _normalized(ev, reference) >= below for ev in first]
 
 
 def suite_scores(per_task: Mapping[str, Sequence[Evaluation | None]], refs: Mapping[str, Reference],
