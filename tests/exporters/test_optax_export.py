@@ -104,3 +104,28 @@ def test_optax_weight_decay_follows_rule_optimizer(tmp_path, name):
     # absolutely (1e-6), the rest relatively (1e-5).
     assert relative_difference(got, want, floor=0.1) <= 1e-5
     assert not torch.equal(want, rule_optimizer_trajectory(name))
+
+
+@pytest.mark.parametrize("name", ["adam", "powersign", "addsign-ld"])
+def test_a_complex_leaf_steps_as_its_real_view_like_rule_optimizer(tmp_path, name):
+    """As torch's optimizers (and RuleOptimizer) do: a complex parameter moves as its real view (real, imaginary)."""
+    make = load(tmp_path, name)
+    kwargs = {"total_steps": 10} if zoo[name].rule.needs_total_steps else {}
+    tx = make(0.01, **kwargs)
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(4, 3, 2, generator=gen)
+    grads = [torch.randn(4, 3, 2, generator=gen) for _ in range(5)]
+    as_complex = [torch.view_as_complex(g).numpy() for g in grads]
+    params = {"w": jnp.asarray(torch.view_as_complex(start).numpy())}
+    state = tx.init(params)
+    for g in as_complex:
+        updates, state = tx.update({"w": jnp.asarray(g)}, state, params)
+        params = optax.apply_updates(params, updates)
+    assert params["w"].dtype == jnp.complex64
+    w = torch.view_as_complex(start.clone()).requires_grad_()
+    opt = RuleOptimizer([w], rule=name, lr=0.01, **kwargs)
+    for g in grads:
+        w.grad = torch.view_as_complex(g.clone())
+        opt.step()
+    got = torch.view_as_real(torch.from_numpy(jax.device_get(params["w"]).copy()))
+    assert torch.allclose(got, torch.view_as_real(w.detach()), rtol=1e-5, atol=1e-6)

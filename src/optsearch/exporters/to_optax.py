@@ -61,6 +61,17 @@ class $state(NamedTuple):
     count: jax.Array$fields
 
 
+def as_real(tree: optax.Params) -> optax.Params:
+    """Complex leaves as their real view (real and imaginary parts on a last axis of 2), which is how torch's
+    optimizers, and optsearch's, step a complex parameter."""
+    return jax.tree.map(lambda x: jnp.stack([x.real, x.imag], -1) if jnp.iscomplexobj(x) else x, tree)
+
+
+def like(real: optax.Updates, tree: optax.Params) -> optax.Updates:
+    """`real` back in the leaf types of `tree`: a complex leaf from its real view."""
+    return jax.tree.map(lambda r, x: jax.lax.complex(r[..., 0], r[..., 1]) if jnp.iscomplexobj(x) else r, real, tree)
+
+
 def update_moment(updates: optax.Updates, moments: optax.Updates, decay: float, order: int) -> optax.Updates:
     """decay * moment + (1 - decay) * g^order, leaf by leaf (optax's update_moment)."""
     return jax.tree.map(lambda g, t: (1 - decay) * (g**order) + decay * t, updates, moments)
@@ -97,6 +108,7 @@ $function_note
         raise ValueError(f"Invalid weight_decay={weight_decay!r}: must be a finite number >= 0")$checks
 
     def init_fn(params: optax.Params) -> $state:
+        params = as_real(params)
         return $state(
             count=jnp.zeros([], jnp.int32),$init_fields
         )
@@ -106,6 +118,8 @@ $function_note
         if $needs_params:
             raise ValueError("$name needs the params (it reads the weights or decays them): call "
                              "update(updates, state, params)")
+        given, updates = updates, as_real(updates)
+        params = None if params is None else as_real(params)
         step = optax.safe_increment(state.count)
 $update_body
         deltas = jax.tree.map(
@@ -115,7 +129,7 @@ $update_body
         new_updates = jax.tree.map(lambda d: -learning_rate * d, deltas)
         if weight_decay != 0.0:
             new_updates = jax.tree.map(lambda u, p: u - learning_rate * weight_decay * p, new_updates, params)
-        return new_updates, $state(count=step$new_fields)
+        return like(new_updates, given), $state(count=step$new_fields)
 
     return optax.GradientTransformation(init_fn, update_fn)
 ''')
