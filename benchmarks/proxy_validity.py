@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--suite", default="transfer", help="a built-in suite of those tasks to judge (mean, min)")
     parser.add_argument("--skip-below", type=float, nargs="+", default=[SKIP_BELOW, 0.0],
                         help="skip thresholds to judge the suite at (normalized score on its first task)")
+    parser.add_argument("--figure", help="also draw the proxies in --draw against the panel into this PNG")
+    parser.add_argument("--draw", nargs="+", default=["mnist1d_large", "transfer mean"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -108,8 +110,10 @@ def main() -> None:
           + ", ".join(f"{t} ({len(panel.seeds(t))} seeds)" for t in tasks))
     print("\n| proxy | Spearman with held-out mean rank [95%] | " + " | ".join(tasks) + " | CPU s per rule |")
     print("|---|---|" + "---|" * len(tasks) + "---|")
+    drawn: dict[str, list[float]] = {}  # proxy -> rewards, for the figure
     for task in args.tasks:
         values = [ev.reward for ev in evaluations(panel, caches[task], task)]
+        drawn[task] = values
         seconds = cpu(panel, [caches[task]])
         print(row(task, judge(panel, Settings(task), rewards=(values, seconds)), tasks, f"{seconds:.1f}"))
     for task in tasks:  # a held-out task as its own proxy: judged on the others, from its tuning seed
@@ -131,6 +135,8 @@ def main() -> None:
         for how in ("mean", "min"):
             suite = Suite.of(suite_tasks, Settings(suite_tasks[0]), how)
             values = [ev.reward for ev in suite_scores(per_task, refs, suite)]
+            if below == SKIP_BELOW:
+                drawn[f"{args.suite} {how}"] = values
             print(row(f"{args.suite} {how}, skip below {below:+.2f}", judge(panel, suite, rewards=(values, seconds)),
                       tasks, f"{seconds:.1f}"))
     for how in ("mean", "min"):
@@ -144,6 +150,28 @@ def main() -> None:
     print(f"panel reliability: split-half Spearman of the held-out mean rank {verdict.split_half:+.2f} "
           f"(Spearman-Brown {verdict.reliability:+.2f}); held-out tasks agree: "
           + "; ".join(f"{a} vs {b} {rho:+.2f}" for a, b, rho in verdict.agreement))
+    if args.figure:
+        figure(panel, {name: drawn[name] for name in args.draw}, args.figure)
+        print(f"figure: {args.figure}")
+
+
+def figure(panel: Panel, proxies: dict[str, list[float]], path: str) -> None:
+    """Each proxy's rank of the panel's rules against their held-out mean rank, and the panel's two halves (even
+    against odd seeds) against each other: how close a proxy comes to the ceiling, rule by rule."""
+    from matplotlib.figure import Figure
+    from scipy.stats import rankdata
+
+    truth = rankdata(panel.mean_rank())
+    fig = Figure(figsize=(4 * (len(proxies) + 1), 4), layout="constrained")
+    axes = fig.subplots(1, len(proxies) + 1, squeeze=False)[0]
+    for ax, (name, values) in zip(axes, proxies.items(), strict=False):
+        ax.scatter(rankdata([-v for v in values]), truth, s=14)
+        ax.set(title=name, xlabel="rank by the proxy (1 = best)", ylabel="held-out mean rank (ranked)")
+    ax = axes[-1]
+    ax.scatter(rankdata(panel.mean_rank(0)), rankdata(panel.mean_rank(1)), s=14, color="gray")
+    ax.set(title="the ceiling: even vs odd seeds", xlabel="held-out mean rank, even seeds",
+           ylabel="held-out mean rank, odd seeds")
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
