@@ -128,3 +128,10 @@ def test_a_killed_driver_leaves_no_ray_process_and_no_session_files(survivors):
     while os.path.exists(temp_dir) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not os.path.exists(temp_dir), "Ray's session files were left behind"
+
+
+def test_a_running_ray_heads_address_passes_the_address_check(local_ray):
+    """check_address speaks to the head's GCS (a gRPC server) the way ray.init would reach it."""
+    from optsearch.engine.ray_executor import check_address
+
+    check_address(ray.get_runtime_context().gcs_address)

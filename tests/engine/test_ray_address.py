@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,11 +63,30 @@ def test_an_unreachable_address_is_one_line_exit_2_within_seconds_and_writes_not
     assert written(tmp_path) == before
 
 
-def test_an_address_that_answers_passes_the_check(loopback):
+@pytest.mark.parametrize("reply", [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"", None])
+def test_a_port_where_another_program_answers_is_refused_not_hung_on(loopback, reply):
+    """A web server, a closed connection, a server that never answers: ray.init would hang on each (before: the
+    check passed as soon as the port accepted)."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        check_address(f"127.0.0.1:{server.getsockname()[1]}")
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+
+        def answer() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(1024)
+                if reply is not None:
+                    connection.sendall(reply)
+                    return
+                connection.recv(1024)  # silent until the client gives up
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        why = "timed out" if reply is None else "something listens there, but not a gRPC \\(HTTP/2\\) server"
+        with pytest.raises(ValueError, match=f"no Ray cluster answers at {address}: {why} \\(waited up to 1 s\\)"):
+            check_address(address, timeout=1)
+        thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:port", ""])

@@ -34,9 +34,9 @@ for minutes (about 40 s per attempt, deaf to Ctrl-C meanwhile)."""
 
 
 def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise ValueError within `timeout` seconds unless something listens at the Ray `address`: the head's port that
-    ray.init would connect to (Ray resolves "auto" and, as ray.init does, 127.0.0.1 to this machine's address).
-    A Ray Client address (ray://HOST:PORT) is probed as given."""
+    """Raise ValueError within about `timeout` seconds unless a gRPC server answers at the Ray `address`: the head's
+    port that ray.init would connect to (Ray resolves "auto" and, as ray.init does, 127.0.0.1 to this machine's
+    address). A Ray Client address (ray://HOST:PORT) is probed as given."""
     ray = _ray()
     allowed = ("allowed: the HOST:PORT of a running Ray cluster's head (`ray start --head` prints it), or auto for "
                "one started on this machine")
@@ -48,12 +48,34 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     except Exception:  # noqa: BLE001 - Ray's errors for a malformed or undetectable address vary
         raise ValueError(f"address: got {address!r}; {allowed}") from None
     try:
-        socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout) as connection:
+            reason = None if speaks_grpc(connection) else "something listens there, but not a gRPC (HTTP/2) server"
     except OSError as error:
         reason = "timed out" if isinstance(error, TimeoutError) else error.strerror or type(error).__name__
+    if reason is not None:
         resolved = "" if target == address else f" (as {host}:{port})"
         raise ValueError(f"address: no Ray cluster answers at {address}{resolved}: {reason} (waited up to "
                          f"{timeout:g} s); {allowed}") from None
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+"""A client's HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113 §3.4): a Ray head's GCS and a Ray
+Client server are gRPC servers, which answer with a SETTINGS frame of their own."""
+SETTINGS_FRAME = 4
+
+
+def speaks_grpc(connection: socket.socket) -> bool:
+    """Whether the server on `connection` answers HTTP/2's preface with a SETTINGS frame (within the socket's
+    timeout; a timeout raises TimeoutError). Another program on the port (a web server, a database) does not, and
+    ray.init would hang on it."""
+    connection.sendall(HTTP2_PREFACE)
+    header = b""
+    while len(header) < 9:  # a frame header: length (3 bytes), type, flags, stream (4)
+        chunk = connection.recv(9 - len(header))
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == SETTINGS_FRAME
 
 
 def _call(fn: Callable[[Any], Any], arg: Any) -> Any:
