@@ -121,3 +121,25 @@ def test_a_panel_tuned_on_other_seeds_is_judged_on_its_score_rows_alone(tmp_path
     read = read_panel(panel)
     assert read.seeds("digits") == [6, 7] and len(read.rules) == 3
     assert main(build) == 0 and "0 results computed" in capsys.readouterr().out  # resumable
+
+
+def test_a_stopped_build_keeps_each_finished_rule_tuned_and_scored(tmp_path, monkeypatch):
+    from optsearch.engine import panel as panel_module
+
+    monkeypatch.setattr(panel_module, "STACKED_CHUNK", 1)  # digits is a stacked MLP: one rule at a time here
+    path, rules = tmp_path / "panel.sqlite", ["sgd", "adam", "sign(m)"]
+    kw = dict(tasks=["digits"], seeds=[1, 2], tune_seeds=[0], steps=10, lrs=[0.01, 0.1])
+    calls = []
+
+    def stop_after_the_first_rule(task, seed):
+        calls.append(seed)
+        if len(calls) == 3:  # its tuning seed and its two score seeds
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        panel_module.build_panel(path, rules, on_result=stop_after_the_first_rule, **kw)
+    with Store(path, readonly=True) as store:
+        kept = [(r.rule, r.stage, r.seed) for r in store.evaluations()]
+    sgd = str(resolve("sgd"))
+    assert sorted(kept) == [(sgd, SCORE, 1), (sgd, SCORE, 2), (sgd, TRANSFER, 0)]
+    assert panel_module.build_panel(path, rules, **kw) == 2 * 3  # the other two rules, tuned and scored
