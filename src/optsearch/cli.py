@@ -447,7 +447,7 @@ def cmd_build_panel(args: argparse.Namespace) -> int:
         computed = build_panel(args.panel, args.rules, args.tasks, range(first, first + args.seeds),
                                steps=args.steps, lrs=args.lrs, precision=args.precision,
                                tune_seeds=range(args.seed, first),
-                               on_result=lambda task, seed: status.update(f"{task} seed {seed} done"))
+                               on_result=lambda task, done, n: status.update(f"{task}: {done} of {n} rules done"))
     console.print(f"{computed} results computed into {args.panel} (rows already there were kept)")
     return 0
 

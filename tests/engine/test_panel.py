@@ -129,12 +129,9 @@ def test_a_stopped_build_keeps_each_finished_rule_tuned_and_scored(tmp_path, mon
     monkeypatch.setattr(panel_module, "STACKED_CHUNK", 1)  # digits is a stacked MLP: one rule at a time here
     path, rules = tmp_path / "panel.sqlite", ["sgd", "adam", "sign(m)"]
     kw = dict(tasks=["digits"], seeds=[1, 2], tune_seeds=[0], steps=10, lrs=[0.01, 0.1])
-    calls = []
-
-    def stop_after_the_first_rule(task, seed):
-        calls.append(seed)
-        if len(calls) == 3:  # its tuning seed and its two score seeds
-            raise KeyboardInterrupt
+    def stop_after_the_first_rule(task, done, total):
+        assert (task, done, total) == ("digits", 1, 3)
+        raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         panel_module.build_panel(path, rules, on_result=stop_after_the_first_rule, **kw)

@@ -181,13 +181,14 @@ def judge(panel: Panel, proxy: Settings | Suite, progress: Progress | None = Non
 def build_panel(path: str | Path, rules: Sequence[str], tasks: Sequence[str], seeds: Sequence[int],
                 steps: int | Mapping[str, int] | None = None, lrs: Sequence[float] | None = None,
                 precision: str = "auto", tune_seeds: Sequence[int] = (),
-                on_result: Callable[[str, int], None] | None = None) -> int:
+                on_result: Callable[[str, int, int], None] | None = None) -> int:
     """Score `rules` on each held-out task at each seed and store the rows in `path` (created, or completed:
     rows present are kept, so a stopped build resumes). The learning-rate grid (default: the paper's) is extended
     a decade while a rule's best lr is at its edge, as the funnel's stage 3 does. `steps`: one budget for every
     task or task -> budget (a task left out trains its own). With `tune_seeds`, the grid trains on those seeds
     only, and each rule's rate tuned there (validation) trains alone on `seeds` ("score" rows, the panel's truth:
-    the tuning seeds chose the rate, so their scores flatter it). Returns the rows computed."""
+    the tuning seeds chose the rate, so their scores flatter it). `on_result(task, rules done, rules)` is called
+    as each rule (each few rules on a stacked MLP) is done. Returns the rows computed."""
     resolved = list({(r := resolve(text)).fingerprint: r for text in rules}.values())
     if len(resolved) < MIN_RULES:
         raise SettingsError(f"rules: got {len(resolved)} distinct rule(s); allowed: {MIN_RULES} or more")
@@ -219,8 +220,6 @@ def build_panel(path: str | Path, rules: Sequence[str], tasks: Sequence[str], se
                 store.add_evaluation(row)
                 present[row.key] = ev
                 computed += 1
-            if on_result is not None:
-                on_result(settings.task, seed)
 
         for stage in stages:
             # rule by rule (a few at a time on a stacked MLP, which trains them faster together), each tuned and
@@ -240,4 +239,6 @@ def build_panel(path: str | Path, rules: Sequence[str], tasks: Sequence[str], se
                     for lr, group in by_lr.items():
                         train(stage.score_settings(lr), group, seed,
                               lambda r, seed=seed, stage=stage, lr=lr: stage.score_key(r, seed, lr))
+                if on_result is not None:
+                    on_result(stage.task, first + len(rules), len(resolved))
     return computed
