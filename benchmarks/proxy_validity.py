@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--panel", default="docs/panel/panel.sqlite")
     parser.add_argument("--out", default="runs/proxies", help="where the per-task proxy results are cached")
     parser.add_argument("--tasks", nargs="+", default=list(PROXY_TASKS), help="cheap proxy tasks to score")
-    parser.add_argument("--suite", default="transfer", help="a built-in suite of those tasks to judge (mean, min)")
+    parser.add_argument("--suite", default="transfer", help="a built-in suite of those tasks, or tasks separated "
+                        "by commas, to judge (mean, min); '' for none")
     parser.add_argument("--skip-below", type=float, nargs="+", default=[SKIP_BELOW, 0.0],
                         help="skip thresholds to judge the suite at (normalized score on its first task)")
     parser.add_argument("--figure", help="also draw the proxies in --draw against the panel into this PNG")
@@ -120,7 +121,22 @@ def main() -> None:
         values = held_out_reward(panel, args.panel, task)
         print(row(f"{task} (tuning seed; vs the others)", judge(without(panel, task), Settings(task),
                                                                 rewards=(values, 0.0)), tasks, "—"))
-    suite_tasks = SUITES.get(args.suite, tuple(args.suite.split(",")))
+    if args.suite:
+        judge_suite(panel, caches, SUITES.get(args.suite, tuple(args.suite.split(","))), args, drawn)
+    verdict = judge(panel, Settings(args.tasks[0]), rewards=(drawn[args.tasks[0]], 0.0))
+    print(f"panel reliability: split-half Spearman of the held-out mean rank {verdict.split_half:+.2f} "
+          f"(Spearman-Brown {verdict.reliability:+.2f}); held-out tasks agree: "
+          + "; ".join(f"{a} vs {b} {rho:+.2f}" for a, b, rho in verdict.agreement))
+    if args.figure:
+        figure(panel, {name: drawn[name] for name in args.draw if name in drawn}, args.figure)
+        print(f"figure: {args.figure}")
+
+
+def judge_suite(panel: Panel, caches: dict[str, dict], suite_tasks: tuple[str, ...], args: argparse.Namespace,
+                drawn: dict[str, list[float]]) -> None:
+    """The suite's rows: its reward rebuilt from the cached task results at each skip threshold and without
+    skipping, mean and min."""
+    tasks = panel.tasks
     refs = {t: Reference(t, tuple((n, r) for n, r in caches[t]["reference"]["rewards"])) for t in suite_tasks}
     full = {t: evaluations(panel, caches[t], t) for t in suite_tasks}
     in_suite = [caches[t] for t in suite_tasks]
@@ -143,16 +159,9 @@ def main() -> None:
         suite = Suite.of(suite_tasks, Settings(suite_tasks[0]), how)
         values = [ev.reward for ev in suite_scores(full, refs, suite)]
         print(row(f"{args.suite} {how}, no skip", judge(panel, suite, rewards=(values, every)), tasks, f"{every:.1f}"))
-    verdict = judge(panel, Settings(args.tasks[0]), rewards=([ev.reward for ev in full[suite_tasks[0]]], 0.0))
     for below, skipped, seconds in skips:
         print(f"skip below {below:+.2f}: {skipped} of {len(panel.rules)} panel rules not trained past "
               f"{suite_tasks[0]}; CPU per rule {seconds:.1f} s ({every:.1f} s without skipping)")
-    print(f"panel reliability: split-half Spearman of the held-out mean rank {verdict.split_half:+.2f} "
-          f"(Spearman-Brown {verdict.reliability:+.2f}); held-out tasks agree: "
-          + "; ".join(f"{a} vs {b} {rho:+.2f}" for a, b, rho in verdict.agreement))
-    if args.figure:
-        figure(panel, {name: drawn[name] for name in args.draw}, args.figure)
-        print(f"figure: {args.figure}")
 
 
 def figure(panel: Panel, proxies: dict[str, list[float]], path: str) -> None:
