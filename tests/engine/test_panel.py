@@ -140,3 +140,13 @@ def test_a_stopped_build_keeps_each_finished_rule_tuned_and_scored(tmp_path, mon
     sgd = str(resolve("sgd"))
     assert sorted(kept) == [(sgd, SCORE, 1), (sgd, SCORE, 2), (sgd, TRANSFER, 0)]
     assert panel_module.build_panel(path, rules, **kw) == 2 * 3  # the other two rules, tuned and scored
+
+
+def test_the_committed_panel_holds_the_listed_rules_on_three_held_out_tasks_scored_on_fresh_seeds():
+    folder = Path(__file__).parents[2] / "docs" / "panel"
+    panel = read_panel(folder / "panel.sqlite")
+    listed = {resolve(line).fingerprint for line in (folder / "rules.txt").read_text().splitlines() if line.strip()}
+    assert panel.tasks == ["fashion_mnist_conv", "kjv_char_lstm", "kjv_transformer"]
+    assert all(panel.seeds(task) == [1, 2, 3] for task in panel.tasks)  # seed 0 tuned the rates
+    assert len(panel.rules) >= 12 and set(panel.rules) <= listed and len(listed) == 51
+    assert sorted(p.name for p in folder.iterdir() if "sqlite" in p.name) == ["panel.sqlite"]  # no -wal, -shm
