@@ -97,6 +97,8 @@ def test_a_bad_proxy_is_refused_before_the_panel_is_read(tmp_path, capsys):
     (["--rules", "sgd", "adam", "--tasks", "digits"], "rules: got 2 distinct rule(s); allowed: 3 or more"),
     (["--rules", "sgd", "adam", "m", "--tasks", "digits,nope"], "unknown task 'nope'"),
     (["--rules", "sgd", "adam", "m", "--tasks", "digits", "--seeds", "0"], "allowed: a whole number >= 1"),
+    (["--rules", "sgd", "adam", "m", "--tasks", "digits", "--steps", "cifar=5"],
+     "steps: given for 'cifar', which is not among the tasks digits"),
 ])
 def test_bad_build_panel_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
     assert main(["build-panel", str(tmp_path / "panel.sqlite"), *args]) == 2

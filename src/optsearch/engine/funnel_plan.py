@@ -238,11 +238,7 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial],
     tune, score = tuple(range(base, scored)), tuple(range(scored, scored + (config.score_seeds or 0)))
     searched = suite.tasks if suite is not None else (settings.task,)
     tasks = config.tasks if config.tasks is not None else tuple(t for t in DEFAULT_TASKS if t not in searched)
-    per_task = config.steps if isinstance(config.steps, Mapping) else dict.fromkeys(tasks, config.steps)
-    unknown = sorted(set(per_task) - set(tasks))
-    if unknown:
-        raise SettingsError(f"steps: given for {', '.join(map(repr, unknown))}, which is not among the tasks "
-                            f"{', '.join(tasks)}")
+    per_task = steps_per_task(config.steps, tasks)
     # stage 3 extends the grid at its edges (as the search does): a baseline whose best lr is the grid's last is
     # not tuned, and a rule must not win because its scale suits the grid better than a baseline's does
     lrs = settings.lrs if config.lrs is None else config.lrs
@@ -256,6 +252,17 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial],
                for s in (suite.settings if suite is not None else (settings,))]
     return Plan(config, proxies[0], transfer, baselines, candidates, {t.fingerprint: t.reward for t in found},
                 references, proxies if suite is not None else [], None if suite is None else suite.aggregate)
+
+
+def steps_per_task(steps: int | Mapping[str, int] | None, tasks: Sequence[str]) -> dict[str, int | None]:
+    """Held-out task -> its budget from `steps` (one for every task, or task -> budget; a task left out, or None,
+    trains its own); a budget given for a task not among `tasks` is refused."""
+    per_task = dict(steps) if isinstance(steps, Mapping) else dict.fromkeys(tasks, steps)
+    unknown = sorted(set(per_task) - set(tasks))
+    if unknown:
+        raise SettingsError(f"steps: given for {', '.join(map(repr, unknown))}, which is not among the tasks "
+                            f"{', '.join(tasks)}")
+    return per_task
 
 
 def _distinct(names: Sequence[str], taken: set[str]) -> dict[str, Rule]:

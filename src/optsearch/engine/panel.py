@@ -26,7 +26,7 @@ from scipy import stats
 
 from optsearch.dsl import Rule
 from optsearch.engine.funnel_analysis import tuned_scores
-from optsearch.engine.funnel_plan import SCORE, TRANSFER, Stage
+from optsearch.engine.funnel_plan import SCORE, TRANSFER, Stage, steps_per_task
 from optsearch.engine.stats import spearman
 from optsearch.engine.store import Store, StoredEvaluation, StoreError
 from optsearch.optim.zoo import resolve
@@ -194,11 +194,7 @@ def build_panel(path: str | Path, rules: Sequence[str], tasks: Sequence[str], se
         raise SettingsError(f"rules: got {len(resolved)} distinct rule(s); allowed: {MIN_RULES} or more")
     if not tasks:
         raise SettingsError("tasks: got none; allowed: one or more held-out task names")
-    budgets = dict(steps) if isinstance(steps, Mapping) else dict.fromkeys(tasks, steps)
-    unknown = sorted(set(budgets) - set(tasks))
-    if unknown:
-        raise SettingsError(f"steps: given for {', '.join(unknown)}, which is not among the tasks; allowed: "
-                            f"{', '.join(tasks)}")
+    budgets = steps_per_task(steps, tasks)
     if set(tune_seeds) & set(seeds):
         raise SettingsError(f"tune_seeds: got {sorted(tune_seeds)}, which share seeds with the score seeds "
                             f"{sorted(seeds)}; allowed: disjoint seeds")
