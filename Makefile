@@ -27,7 +27,7 @@ system:
 
 demo: $(STAMP) system
 	rm -rf $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm runs/demo-report
-	$(BIN)/optsearch search --strategy ppo --budget 256 --workers 2 --executor process \
+	$(BIN)/optsearch search --task mnist1d_large --strategy ppo --budget 256 --workers 2 --executor process \
 	  --db $(DEMO_DB)
 	$(BIN)/optsearch report $(DEMO_DB) --out runs/demo-report
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from scipy.stats import rankdata
 
 from optsearch.engine.config import SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
 from optsearch.engine.funnel_plan import TRANSFER
@@ -94,8 +95,8 @@ def main() -> None:
     parser.add_argument("--panel", default="docs/panel/panel.sqlite")
     parser.add_argument("--out", default="runs/proxies", help="where the per-task proxy results are cached")
     parser.add_argument("--tasks", nargs="+", default=list(PROXY_TASKS), help="cheap proxy tasks to score")
-    parser.add_argument("--suite", default="transfer", help="a built-in suite of those tasks, or tasks separated "
-                        "by commas, to judge (mean, min); '' for none")
+    parser.add_argument("--suites", nargs="*", default=["transfer", ",".join(PROXY_TASKS)],
+                        help="built-in suites of those tasks, or tasks separated by commas, to judge (mean, min)")
     parser.add_argument("--skip-below", type=float, nargs="+", default=[SKIP_BELOW, 0.0],
                         help="skip thresholds to judge the suite at (normalized score on its first task)")
     parser.add_argument("--figure", help="also draw the proxies in --draw against the panel into this PNG")
@@ -121,8 +122,8 @@ def main() -> None:
         values = held_out_reward(panel, args.panel, task)
         print(row(f"{task} (tuning seed; vs the others)", judge(without(panel, task), Settings(task),
                                                                 rewards=(values, 0.0)), tasks, "—"))
-    if args.suite:
-        judge_suite(panel, caches, SUITES.get(args.suite, tuple(args.suite.split(","))), args, drawn)
+    for name in args.suites:
+        judge_suite(panel, caches, name, args, drawn)
     verdict = judge(panel, Settings(args.tasks[0]), rewards=(drawn[args.tasks[0]], 0.0))
     print(f"panel reliability: split-half Spearman of the held-out mean rank {verdict.split_half:+.2f} "
           f"(Spearman-Brown {verdict.reliability:+.2f}); held-out tasks agree: "
@@ -132,10 +133,11 @@ def main() -> None:
         print(f"figure: {args.figure}")
 
 
-def judge_suite(panel: Panel, caches: dict[str, dict], suite_tasks: tuple[str, ...], args: argparse.Namespace,
+def judge_suite(panel: Panel, caches: dict[str, dict], name: str, args: argparse.Namespace,
                 drawn: dict[str, list[float]]) -> None:
-    """The suite's rows: its reward rebuilt from the cached task results at each skip threshold and without
-    skipping, mean and min."""
+    """The rows of the suite `name`: its reward rebuilt from the cached task results at each skip threshold and
+    without skipping, mean and min."""
+    suite_tasks = SUITES.get(name, tuple(name.split(",")))
     tasks = panel.tasks
     refs = {t: Reference(t, tuple((n, r) for n, r in caches[t]["reference"]["rewards"])) for t in suite_tasks}
     full = {t: evaluations(panel, caches[t], t) for t in suite_tasks}
@@ -147,28 +149,29 @@ def judge_suite(panel: Panel, caches: dict[str, dict], suite_tasks: tuple[str, .
         per_task = {t: [ev if go or t == suite_tasks[0] else None for ev, go in zip(full[t], on, strict=True)]
                     for t in suite_tasks}
         seconds = cpu(panel, in_suite, [[True] * len(on) if t == suite_tasks[0] else on for t in suite_tasks])
-        skips.append((below, len(on) - sum(on), seconds))
+        skips.append((below, [i for i, go in enumerate(on) if not go], seconds))
         for how in ("mean", "min"):
             suite = Suite.of(suite_tasks, Settings(suite_tasks[0]), how)
             values = [ev.reward for ev in suite_scores(per_task, refs, suite)]
             if below == SKIP_BELOW:
-                drawn[f"{args.suite} {how}"] = values
-            print(row(f"{args.suite} {how}, skip below {below:+.2f}", judge(panel, suite, rewards=(values, seconds)),
+                drawn[f"{name} {how}"] = values
+            print(row(f"{name} {how}, skip below {below:+.2f}", judge(panel, suite, rewards=(values, seconds)),
                       tasks, f"{seconds:.1f}"))
     for how in ("mean", "min"):
         suite = Suite.of(suite_tasks, Settings(suite_tasks[0]), how)
         values = [ev.reward for ev in suite_scores(full, refs, suite)]
-        print(row(f"{args.suite} {how}, no skip", judge(panel, suite, rewards=(values, every)), tasks, f"{every:.1f}"))
+        print(row(f"{name} {how}, no skip", judge(panel, suite, rewards=(values, every)), tasks, f"{every:.1f}"))
+    ranks = rankdata(panel.mean_rank())  # what a skip throws away: the skipped rules' place held out
     for below, skipped, seconds in skips:
-        print(f"skip below {below:+.2f}: {skipped} of {len(panel.rules)} panel rules not trained past "
-              f"{suite_tasks[0]}; CPU per rule {seconds:.1f} s ({every:.1f} s without skipping)")
+        print(f"skip below {below:+.2f}: {len(skipped)} of {len(panel.rules)} panel rules not trained past "
+              f"{suite_tasks[0]} (held-out places {sorted(int(ranks[i]) for i in skipped)} of {len(ranks)}); "
+              f"CPU per rule {seconds:.1f} s ({every:.1f} s without skipping)")
 
 
 def figure(panel: Panel, proxies: dict[str, list[float]], path: str) -> None:
     """Each proxy's rank of the panel's rules against their held-out mean rank, and the panel's two halves (even
     against odd seeds) against each other: how close a proxy comes to the ceiling, rule by rule."""
     from matplotlib.figure import Figure
-    from scipy.stats import rankdata
 
     truth = rankdata(panel.mean_rank())
     fig = Figure(figsize=(4 * (len(proxies) + 1), 4), layout="constrained")

@@ -547,7 +547,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from optsearch.engine.config import DUPLICATE_PENALTY, PENALTY_MODES, SEARCH_EXTENDS_LRS, SEARCH_FIDELITY
+    from optsearch.engine.config import (
+        DUPLICATE_PENALTY,
+        PENALTY_MODES,
+        SEARCH_EXTENDS_LRS,
+        SEARCH_FIDELITY,
+        SEARCH_TASK,
+    )
     from optsearch.tasks.registry import DEFAULT_TASK
     from optsearch.tasks.suite import AGGREGATES, DEFAULT_AGGREGATE, SUITES
 
@@ -561,10 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoo", action="store_true", help="list the zoo of named rules")
     p.set_defaults(fn=cmd_show)
 
-    def child_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--task", default=DEFAULT_TASK,
-                       help=f"a task (see `optsearch tasks`) or path/to/file.py:make_task (default {DEFAULT_TASK}); "
-                       f"a suite: tasks separated by commas, cheapest first, or {', '.join(SUITES)}")
+    def child_options(p: argparse.ArgumentParser, task: str = DEFAULT_TASK) -> None:
+        p.add_argument("--task", default=task,
+                       help=f"a task (see `optsearch tasks`) or path/to/file.py:make_task, or a suite: tasks separated "
+                       f"by commas, cheapest first, or {', '.join(SUITES)} (default {task})")
         p.add_argument("--aggregate", choices=AGGREGATES,
                        help=f"a suite's reward: the mean or the min of its normalized task scores "
                        f"(default {DEFAULT_AGGREGATE})")
@@ -595,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("search", help="search for update rules")
-    child_options(p)
+    child_options(p, SEARCH_TASK)
     p.set_defaults(fidelity=SEARCH_FIDELITY, extend_lrs=SEARCH_EXTENDS_LRS)
     p.add_argument("--strategy", default="ppo", help="ppo, reinforce, random or evolution")
     p.add_argument("--budget", type=_whole(1), default=100, help="unique rules to evaluate")
@@ -651,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("panel", help="judge a proxy (a task or a suite): Spearman of its reward with held-out "
                        "results on a panel of rules, with bootstrap intervals and the panel's own reliability")
     p.add_argument("panel", help="a panel (optsearch build-panel) or a funnel's db: held-out rows of fixed rules")
-    child_options(p)
+    child_options(p, SEARCH_TASK)
     p.set_defaults(fn=cmd_panel, fidelity=SEARCH_FIDELITY, extend_lrs=SEARCH_EXTENDS_LRS)  # the reward a search sees
 
     p = sub.add_parser("build-panel", help="score fixed rules on held-out tasks over seeds into a panel file "

@@ -2,11 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from optsearch.cli import main
+from optsearch.cli import build_parser, main
 from optsearch.engine import ConfigMismatch, Store, search
+from optsearch.engine.config import SEARCH_TASK, stored_config
 from optsearch.report import write_report
 from optsearch.tasks import suite
-from optsearch.tasks.suite import SUITE_BASELINES
+from optsearch.tasks.registry import DEFAULT_TASK, get_task
+from optsearch.tasks.suite import SUITE_BASELINES, SUITES
 
 SUITE = ["--task", "digits,mnist1d", "--steps", "10", "--lrs", "0.01,0.1", "--strategy", "random", "--batch", "3",
          "--fidelity", "full", "--no-extend-lrs"]
@@ -59,3 +61,22 @@ def test_the_committed_stores_still_read_with_no_per_task_scores(db):
         trials = store.trials()
     assert trials and all(t.scores == [] for t in trials)
 
+
+
+@pytest.mark.skipif(not all(get_task(t).data_present() for t in SUITES["transfer"]),
+                    reason="the transfer suite's data (Fashion-MNIST, the KJV) is not installed")
+def test_a_search_given_no_task_scores_rules_on_the_transfer_suite(tmp_path):
+    result = search(strategy="random", budget=1, steps=3, batch_size=8, lrs=[0.01], fidelity="full",
+                    extend_lrs=False, db=tmp_path / "s.sqlite")
+    with Store(tmp_path / "s.sqlite", readonly=True) as store:
+        assert stored_config(store).evaluation.tasks == SUITES["transfer"]
+    found = [t for t in result.trials if t.strategy != "baseline" and t.status == "ok"]
+    assert found and all([s["task"] for s in t.scores] == list(SUITES["transfer"]) for t in found)
+
+
+def test_the_cli_searches_and_judges_proxies_on_the_search_default_and_evaluates_on_one_cheap_task():
+    parser = build_parser()
+    assert SEARCH_TASK == "transfer" and suite.suite_tasks(SEARCH_TASK) == SUITES["transfer"]
+    assert parser.parse_args(["search"]).task == SEARCH_TASK
+    assert parser.parse_args(["panel", "p.sqlite"]).task == SEARCH_TASK
+    assert parser.parse_args(["evaluate", "adam"]).task == DEFAULT_TASK

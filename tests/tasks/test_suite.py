@@ -66,7 +66,7 @@ def test_normalization_spans_floor_to_best_and_clips_far_below():
 
 def test_a_suite_is_named_by_a_list_by_commas_or_by_a_built_in_name():
     assert suite_tasks(["digits", "mnist1d"]) == suite_tasks("digits, mnist1d") == ("digits", "mnist1d")
-    assert suite_tasks("transfer") == SUITES["transfer"] and SUITES["transfer"][0] == "mnist1d_large"
+    assert suite_tasks("transfer") == SUITES["transfer"] and SUITES["transfer"][0] == "fashion_tiny_conv"
     assert suite_tasks("digits") is None and suite_tasks(["digits"]) is None
 
 
@@ -108,6 +108,6 @@ def test_bad_suite_input_on_the_cli_is_one_line_exit_2(tmp_path, capsys, args, m
     assert message in err and err.count("\n") == 1
 
 
-def test_the_transfer_suite_names_the_three_cheap_families_each_a_known_task():
+def test_the_transfer_suite_names_the_cheap_convnet_then_the_cheap_lstm_each_a_known_task():
     suite = Suite.of(SUITES["transfer"], Settings("digits"))
-    assert suite.tasks == ("mnist1d_large", "fashion_tiny_conv", "kjv_tiny_lstm")
+    assert suite.tasks == ("fashion_tiny_conv", "kjv_tiny_lstm")

@@ -24,6 +24,10 @@ from optsearch.tasks.settings import (
 )
 from optsearch.tasks.suite import DEFAULT_AGGREGATE, Suite
 
+SEARCH_TASK = "transfer"
+"""What a search scores rules on when given no task: the `transfer` suite (see `tasks.suite.SUITES`), the reward
+that best predicted held-out results on the proxy-validity panel (docs/results.md §6). `evaluate` keeps the one
+cheap task `DEFAULT_TASK`."""
 SEARCH_FIDELITY = "halving"
 """A search stops hopeless rules and learning rates early (kept rules get full fidelity's rewards exactly)."""
 SEARCH_EXTENDS_LRS = True

@@ -15,6 +15,7 @@ from optsearch.engine.config import (
     DUPLICATE_PENALTY,
     SEARCH_EXTENDS_LRS,
     SEARCH_FIDELITY,
+    SEARCH_TASK,
     Schedule,
     SearchConfig,
     stored_config,
@@ -23,7 +24,6 @@ from optsearch.engine.executors import Executor, check_executor, start_executor
 from optsearch.engine.funnel_plan import settings_key
 from optsearch.engine.loop import Progress, RuleEvaluator, SearchLoop
 from optsearch.engine.store import BASELINES, Store, StoreError, Trial
-from optsearch.tasks.registry import DEFAULT_TASK
 from optsearch.tasks.results import Status
 from optsearch.tasks.settings import PAPER_LRS, Settings, SettingsError, check_positive_int
 from optsearch.tasks.suite import SUITE_BASELINES, Reference, Suite, cached_reference, suite_aggregate, suite_tasks
@@ -87,27 +87,29 @@ def search(
 ) -> SearchResult:
     """Search for update rules until `budget` unique rules are evaluated.
 
-    Score rules on a child task, given as `settings` or as the keywords task/lrs/steps/batch_size/device/
-    precision/data_dir/fidelity/extend_lrs (default task: mnist1d_large, `DEFAULT_TASK`; batched evaluation, see
-    `optsearch.evaluate`; `seeds` N > 1 scores each rule by its mean reward over seeds seed … seed + N - 1), or with any
-    `objective(rule) -> float` (it runs in this process). `db` is the SQLite trial store: `resume=None` resumes
-    an existing one (its config must match) or starts one; True requires one; False refuses one that holds a
-    search. A db without trials or samples (a start that failed) is taken over. See `Schedule` for batch, ahead
-    and max_samples. On a task, the `baselines` (rule texts; Adam and SGD by default) are evaluated once under
-    the same settings and stored with strategy BASELINE, outside the budget, so every leaderboard and report
-    shows what a found rule has to beat; when every baseline comes back invalid or failed, the task itself is broken
-    and the search raises BrokenTask before sampling anything. A rule already evaluated is told to the strategy
-    with its stored reward minus `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345
-    unique in 20,000 samples on mnist1d); with 0.1 it still collapsed in a long run (916 unique in 40,000 samples;
-    docs/results.md §5), and 1.0 got it out; `penalty_mode` "count" multiplies it by how often the rule was sampled
-    before (`config.PENALTY_MODES`). The stored reward itself never changes. Every argument is checked before the
-    db is opened: bad input raises a ValueError naming it and leaves no db behind.
+    Score rules on a child task or suite, given as `settings` or as the keywords task/lrs/steps/batch_size/device/
+    precision/data_dir/fidelity/extend_lrs (default task: the `transfer` suite, `config.SEARCH_TASK`; batched
+    evaluation, see `optsearch.evaluate`; `seeds` N > 1 scores each rule by its mean reward over seeds seed … seed + N -
+    1), or with any `objective(rule) -> float` (it runs in this process). `db` is the SQLite trial store: `resume=None`
+    resumes an existing one (its config must match) or starts one; True requires one; False refuses one that holds a
+    search. A db without trials or samples (a start that failed) is taken over. See `Schedule` for batch, ahead and
+    max_samples. On a task, the `baselines` (rule texts; Adam and SGD by default) are evaluated once under the same
+    settings and stored with strategy BASELINE, outside the budget, so every leaderboard and report shows what a found
+    rule has to beat; when every baseline comes back invalid or failed, the task itself is broken and the search raises
+    BrokenTask before sampling anything. A rule already evaluated is told to the strategy with its stored reward minus
+    `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345 unique in 20,000 samples on
+    mnist1d); with 0.1 it still collapsed in a long run (916 unique in 40,000 samples; docs/results.md §5), and 1.0 got
+    it out; `penalty_mode` "count" multiplies it by how often the rule was sampled before (`config.PENALTY_MODES`). The
+    stored reward itself never changes. Every argument is checked before the db is opened: bad input raises a ValueError
+    naming it and leaves no db behind.
 
     On a suite (`task` a list of tasks, "a,b,c" or a suite's name such as "transfer"; or `settings` a `Suite`),
     a rule's reward is the `aggregate` (mean or min) of its tasks' scores normalized to their tuned baselines
     (`tasks.suite`). Those baselines are trained once per task and settings, in this process, and kept in the
     db, so a resumed search never retrains them; each trial keeps its per-task scores.
     """
+    if task is None and settings is None and objective is None:
+        task = SEARCH_TASK
     suite, aggregate = _suite(task, settings, aggregate)
     if isinstance(settings, Suite):
         settings = settings.settings[0]
@@ -187,7 +189,7 @@ def _settings(task: str | None, objective: Callable[[Rule], float] | None, setti
     n_seeds = 1 if keywords["seeds"] is None else keywords["seeds"]
     check_positive_int("seeds", n_seeds)  # a search takes a count; Settings turns it into seeds seed … seed + n − 1
     extend = SEARCH_EXTENDS_LRS if keywords["extend_lrs"] is None else keywords["extend_lrs"]
-    return Settings(task or DEFAULT_TASK, PAPER_LRS if keywords["lrs"] is None else tuple(keywords["lrs"]),
+    return Settings(task, PAPER_LRS if keywords["lrs"] is None else tuple(keywords["lrs"]),
                     keywords["steps"], keywords["batch_size"], seed, keywords["device"] or "cpu",
                     keywords["data_dir"], keywords["precision"] or "auto", keywords["fidelity"] or SEARCH_FIDELITY,
                     bool(extend), n_seeds)

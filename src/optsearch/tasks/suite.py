@@ -26,8 +26,12 @@ from optsearch.tasks.evaluate import Progress, evaluate_settings
 from optsearch.tasks.results import Evaluation, Status
 from optsearch.tasks.settings import Settings, SettingsError, check_choice
 
-SUITES: dict[str, tuple[str, ...]] = {"transfer": ("mnist1d_large", "fashion_tiny_conv", "kjv_tiny_lstm")}
-"""Built-in suites by name, cheapest task first: `transfer` is the three cheap families (MLP, ConvNet, LSTM)."""
+SUITES: dict[str, tuple[str, ...]] = {"transfer": ("fashion_tiny_conv", "kjv_tiny_lstm")}
+"""Built-in suites by name, cheapest task first. `transfer` is a small ConvNet and a small LSTM, the search's default
+reward: on the proxy-validity panel (docs/results.md §6) it ranks rules like the held-out ConvNet, CharLSTM and
+transformer do, and the MLP family ranks them against it, so `mnist1d_large` is left out (in the suite it swamped
+the mean: the rules beat its baselines by many times their spread) and not used as a cheap first gate either (the
+rules it stopped were average held out)."""
 SUITE_BASELINES: tuple[str, ...] = ("sgd", "momentum", "adam", "rmsprop", "adam * cd", "m * cd")
 """The tuned baselines each task's score is normalized against (zoo names and rules; `cd` is cosine decay)."""
 AGGREGATES: tuple[str, ...] = ("mean", "min")
