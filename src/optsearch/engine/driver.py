@@ -89,19 +89,19 @@ def search(
 
     Score rules on a child task or suite, given as `settings` or as the keywords task/lrs/steps/batch_size/device/
     precision/data_dir/fidelity/extend_lrs (default task: the `transfer` suite, `config.SEARCH_TASK`; batched
-    evaluation, see `optsearch.evaluate`; `seeds` N > 1 scores each rule by its mean reward over seeds seed … seed + N -
-    1), or with any `objective(rule) -> float` (it runs in this process). `db` is the SQLite trial store: `resume=None`
-    resumes an existing one (its config must match) or starts one; True requires one; False refuses one that holds a
-    search. A db without trials or samples (a start that failed) is taken over. See `Schedule` for batch, ahead and
-    max_samples. On a task, the `baselines` (rule texts; Adam and SGD by default) are evaluated once under the same
-    settings and stored with strategy BASELINE, outside the budget, so every leaderboard and report shows what a found
-    rule has to beat; when every baseline comes back invalid or failed, the task itself is broken and the search raises
-    BrokenTask before sampling anything. A rule already evaluated is told to the strategy with its stored reward minus
-    `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345 unique in 20,000 samples on
-    mnist1d); with 0.1 it still collapsed in a long run (916 unique in 40,000 samples; docs/results.md §5), and 1.0 got
-    it out; `penalty_mode` "count" multiplies it by how often the rule was sampled before (`config.PENALTY_MODES`). The
-    stored reward itself never changes. Every argument is checked before the db is opened: bad input raises a ValueError
-    naming it and leaves no db behind.
+    evaluation, see `optsearch.evaluate`; `seeds` N > 1 scores each rule by its mean reward over seeds
+    seed … seed + N - 1), or with any `objective(rule) -> float` (it runs in this process). `db` is the SQLite trial
+    store: `resume=None` resumes an existing one (its config must match) or starts one; True requires one; False refuses
+    one that holds a search. A db without trials or samples (a start that failed) is taken over. See `Schedule` for
+    batch, ahead and max_samples. On a task, the `baselines` (rule texts; Adam and SGD by default) are evaluated once
+    under the same settings and stored with strategy BASELINE, outside the budget, so every leaderboard and report shows
+    what a found rule has to beat; when every baseline comes back invalid or failed, the task itself is broken and the
+    search raises BrokenTask before sampling anything. A rule already evaluated is told to the strategy with its stored
+    reward minus `duplicate_penalty`: without it the PPO controller collapsed onto known rules (345 unique in 20,000
+    samples on mnist1d); with 0.1 it still collapsed in a long run (916 unique in 40,000 samples; docs/results.md §5),
+    and 1.0 got it out; `penalty_mode` "count" multiplies it by how often the rule was sampled before
+    (`config.PENALTY_MODES`). The stored reward itself never changes. Every argument is checked before the db is opened:
+    bad input raises a ValueError naming it and leaves no db behind.
 
     On a suite (`task` a list of tasks, "a,b,c" or a suite's name such as "transfer"; or `settings` a `Suite`),
     a rule's reward is the `aggregate` (mean or min) of its tasks' scores normalized to their tuned baselines
