@@ -109,10 +109,11 @@ def main() -> None:
             cells = " ".join(f"{r['curve'][c - 1]:6.3f}" if c <= len(r["curve"]) else f"{'-':>6s}" for c in points)
             print(f"{variant:>10s} {seed:4d} {r['samples']:7d} {r['unique']:6d} {r['new_rate']:10.3f} "
                   f"{r['tail_rate']:8.3f} {cells}")
-        means = [statistics.fmean(r["curve"][min(c, len(r["curve"])) - 1] for r in rows) for c in points]
+        means = [statistics.fmean(r["curve"][c - 1] for r in rows) if all(c <= len(r["curve"]) for r in rows)
+                 else None for c in points]  # a checkpoint some seed has not reached yet has no mean
         mean = {k: statistics.fmean(r[k] for r in rows) for k in ("samples", "unique", "new_rate", "tail_rate")}
         print(f"{variant:>10s} {'mean':>4s} {mean['samples']:7.0f} {mean['unique']:6.0f} {mean['new_rate']:10.3f} "
-              f"{mean['tail_rate']:8.3f} " + " ".join(f"{m:6.3f}" for m in means))
+              f"{mean['tail_rate']:8.3f} " + " ".join(f"{'-':>6s}" if m is None else f"{m:6.3f}" for m in means))
 
 
 if __name__ == "__main__":
