@@ -62,7 +62,6 @@ def test_the_committed_stores_still_read_with_no_per_task_scores(db):
     assert trials and all(t.scores == [] for t in trials)
 
 
-
 @pytest.mark.skipif(not all(get_task(t).data_present() for t in SUITES["transfer"]),
                     reason="the transfer suite's data (Fashion-MNIST, the KJV) is not installed")
 def test_a_search_given_no_task_scores_rules_on_the_transfer_suite(tmp_path):
