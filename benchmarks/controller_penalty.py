@@ -104,11 +104,17 @@ def main() -> None:
     print(f"{'penalty':>10s} {'seed':>4s} {'samples':>7s} {'unique':>6s} {'new/sample':>10s} {'last 1/4':>8s} "
           + " ".join(f"{'@' + str(c):>6s}" for c in points))
     for variant in args.variants:
-        rows = [summary(db_path(out, variant, seed)) for seed in args.seeds]
-        for seed, r in zip(args.seeds, rows, strict=True):
+        started = [seed for seed in args.seeds if db_path(out, variant, seed).is_file()]
+        if not started:
+            print(f"{variant:>10s}: not started")
+            continue
+        rows = [summary(db_path(out, variant, seed)) for seed in started]
+        for seed, r in zip(started, rows, strict=True):
             cells = " ".join(f"{r['curve'][c - 1]:6.3f}" if c <= len(r["curve"]) else f"{'-':>6s}" for c in points)
             print(f"{variant:>10s} {seed:4d} {r['samples']:7d} {r['unique']:6d} {r['new_rate']:10.3f} "
                   f"{r['tail_rate']:8.3f} {cells}")
+        if len(rows) < len(args.seeds):
+            continue  # no mean until every seed has started
         means = [statistics.fmean(r["curve"][c - 1] for r in rows) if all(c <= len(r["curve"]) for r in rows)
                  else None for c in points]  # a checkpoint some seed has not reached yet has no mean
         mean = {k: statistics.fmean(r[k] for r in rows) for k in ("samples", "unique", "new_rate", "tail_rate")}
