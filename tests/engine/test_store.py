@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from optsearch.engine.store import Store, StoreError, Trial
+from optsearch.dsl import fingerprint, parse
+from optsearch.engine.store import Sample, Store, StoredEvaluation, StoreError, Trial
+from optsearch.tasks.results import Evaluation
 
 SEARCH = ["search", "--task", "digits", "--strategy", "random", "--budget", "100000", "--steps", "30", "--lrs", "0.1",
           "--batch", "2"]
@@ -111,3 +113,33 @@ def test_a_reader_leaves_no_empty_wal_files_and_never_removes_a_live_writers(tmp
         writer.add_trial(Trial("m", ["m"], "fp2", "ok", 0.6))
     with Store(db, readonly=True) as again:
         assert again.count_trials() == 2
+
+
+def test_a_store_keyed_by_older_fingerprints_is_rekeyed_when_opened_for_writing_and_keeps_every_row(tmp_path):
+    """Fingerprint version 2 gave plain `rd` plain `cd`'s probe (the same schedule): a version-1 store's `rd` rows
+    move to their new keys, unless their twin already holds it; a reader changes nothing."""
+    db = tmp_path / "old.sqlite"
+    cd, rd, lone = parse("cd * g"), parse("rd * g"), parse("rd * m")
+    score = {"task": "digits", "raw": 0.4, "status": "ok", "best": 0.5, "floor": 0.1, "normalized": 0.75,
+             "best_lr": 0.1}
+    ev = Evaluation(str(lone), "digits", 0.4, "ok")
+    with Store(db) as store:
+        store.add_trial(Trial(str(cd), list(cd.tokens), cd.fingerprint, "ok", 0.5))
+        store.add_trial(Trial(str(rd), list(rd.tokens), "v1-rd-g", "ok", 0.5))
+        store.add_trial(Trial(str(lone), list(lone.tokens), "v1-rd-m", "ok", 0.4, scores=[score]))
+        store.add_samples([Sample(0, str(lone), list(lone.tokens), "v1-rd-m", 0.4, "new"),
+                           Sample(0, str(rd), list(rd.tokens), "v1-rd-g", 0.5, "new")])
+        store.add_evaluation(StoredEvaluation("v1-rd-m", str(lone), "proxy", "digits", 1, "k", ev))
+    with sqlite3.connect(db) as raw:
+        raw.execute("PRAGMA user_version = 0")
+    with Store(db, readonly=True) as reader:
+        assert {t.fingerprint for t in reader.trials()} == {cd.fingerprint, "v1-rd-g", "v1-rd-m"}
+    assert rd.fingerprint == cd.fingerprint != lone.fingerprint
+    with Store(db) as store:
+        assert {t.rule: t.fingerprint for t in store.trials()} == {
+            "cd * g": cd.fingerprint, "rd * g": "v1-rd-g", "rd * m": lone.fingerprint}
+        assert [s["normalized"] for t in store.trials() if t.rule == "rd * m" for s in t.scores] == [0.75]
+        assert store.sample_counts() == {lone.fingerprint: 1, cd.fingerprint: 1}
+        assert [e.fingerprint for e in store.evaluations()] == [lone.fingerprint]
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == fingerprint.VERSION

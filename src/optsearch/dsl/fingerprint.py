@@ -3,9 +3,10 @@
 Two rules that compute the same function (`g*m` and `m*g`, `g` and `-(-g)`) get the same fingerprint,
 so the search trains each function once. Probes mimic real optimizer statistics: per element a gradient
 scale s spread over 10^-6..10^-1, with m ~ s, v ~ s², y ~ s³, so `adam` and `rmsprop` are O(1) as in
-training. Decay operands are opaque values in [0, 1]. Dropout draws from a generator reset per rule,
-so commuted forms with one dropout agree; rules with several dropouts may get distinct fingerprints
-for equivalent forms (a missed dedup, never a wrong merge of different functions).
+training. Decay operands are opaque values in [0, 1], one per distinct schedule: tokens whose schedules
+agree on every step of a run share one (plain `rd`, rd(1), is plain `cd`, cd(0.5)). Dropout draws from a
+generator reset per rule, so commuted forms with one dropout agree; rules with several dropouts may get
+distinct fingerprints for equivalent forms (a missed dedup, never a wrong merge of different functions).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from torch import Tensor
 from optsearch.dsl import vocab
 from optsearch.dsl.expr import Expr, evaluate
 
+VERSION = 2
+"""Raised whenever some rule's fingerprint changes; stores record the version of their keys (`engine.store`).
+1 → 2: plain `rd` shares plain `cd`'s probe (every other fingerprint is unchanged)."""
 PROBE_SIZE = 256
 _SEED = 20170901
 
@@ -46,10 +50,28 @@ def _probes(variant: int) -> dict[str, Tensor]:
         / (1 + 1000 * torch.rand(n, generator=fixed, **f64)) ** (vocab.EPS_T_VARIANCE_DECAY / 2),
     }
     values.update({tok: scale_w * w for tok, scale_w in vocab.WEIGHT_SCALES.items()})
+    seen: list[tuple[Tensor, Tensor]] = []  # (a schedule's values on the probe runs, its probe)
     for o in vocab.DECAY_OPERANDS:
         if o.needs_total_steps:
-            values[o.token] = torch.rand(n, generator=fixed, **f64)
+            drawn = torch.rand(n, generator=fixed, **f64)  # drawn for every token: the others keep their probes
+            schedule = _schedule_values(o.token)
+            same = [probe for other, probe in seen if torch.allclose(other, schedule, rtol=0, atol=1e-12)]
+            seen.append((schedule, drawn))
+            values[o.token] = same[0] if same else drawn
     return values
+
+
+SCHEDULE_PROBE_STEPS = (97, 1000)
+"""Run lengths on which two decay operands must agree at every step to share a probe."""
+
+
+def _schedule_values(token: str) -> Tensor:
+    """The schedule's values at every step of runs of SCHEDULE_PROBE_STEPS steps (a run reads steps 0 … T − 1).
+    Equal schedules agree to rounding (rd(1) and cd(0.5) round π·s/T apart, by one ulp at some steps)."""
+    from optsearch.optim.decay import SCHEDULES  # optim builds on dsl, so it is imported only when needed
+
+    values = [SCHEDULES[token](total)(step) for total in SCHEDULE_PROBE_STEPS for step in range(total)]
+    return torch.tensor(values, dtype=torch.float64)
 
 
 def _outputs(tree: Expr) -> tuple[Tensor, Tensor]:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optsearch.dsl import fingerprint
 from optsearch.tasks.results import Evaluation, Status
 from optsearch.tasks.suite import Reference, SuiteEvaluation
 
@@ -192,7 +193,8 @@ class Store:
     A writable store holds an OS lock on the sidecar file `PATH.lock` until closed, so two searches never
     write one db; the OS drops the lock when its process dies, so a killed search never blocks a resume.
     `readonly=True` (reports, monitors) takes no lock and never changes the file; it refuses a file that
-    holds no search.
+    holds no search. A store keyed by older fingerprints (`dsl.fingerprint.VERSION`) is re-keyed when opened for
+    writing (`_refingerprint`); read-only, it reads as stored.
     """
 
     def __init__(self, path: str | Path, readonly: bool = False):
@@ -221,6 +223,9 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(f"BEGIN; {SCHEMA} COMMIT;")
+            if tables and _keys_version(self.db) < fingerprint.VERSION:
+                _refingerprint(self.db)
+            self.db.execute(f"PRAGMA user_version = {fingerprint.VERSION}")
         except BaseException:
             self.close()
             raise
@@ -428,6 +433,49 @@ def _tables(db: sqlite3.Connection, path: str) -> set[str]:
         if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
             raise StoreError(f"{path} is not an SQLite database") from None
         raise StoreError(f"cannot read {path}: {exc}") from None
+
+
+def _keys_version(db: sqlite3.Connection) -> int:
+    """The fingerprint version a store's keys come from (stores from before versions were recorded read 0: 1)."""
+    return max(1, db.execute("PRAGMA user_version").fetchone()[0])
+
+
+_KEYED: dict[str, tuple[str, ...]] = {"trials": ("fingerprint",), "samples": (),
+                                      "evaluations": ("fingerprint", "stage", "task", "seed", "settings")}
+"""The tables that hold a rule text and its fingerprint, and each one's unique key (none for samples)."""
+
+
+def _refingerprint(db: sqlite3.Connection) -> None:
+    """Re-key every row by its rule's fingerprint now, in one transaction. A row whose new key another row already
+    holds (the same function, stored twice under the old keys) keeps its old one: nothing finished is lost, counts
+    and reports stay as they were, and lookups by the new key find the other row."""
+    from optsearch.dsl import RuleError, parse
+
+    keys: dict[str, str | None] = {}
+
+    def key(text: str) -> str | None:
+        if text not in keys:
+            try:
+                keys[text] = parse(text).fingerprint
+            except RuleError:
+                keys[text] = None
+        return keys[text]
+
+    with db:
+        for table, unique in _KEYED.items():
+            rest = unique[1:]
+            rows = db.execute(f"SELECT id, fingerprint, rule{''.join(', ' + c for c in rest)} FROM {table}").fetchall()
+            for row_id, old, text, *others in rows:
+                new = key(text)
+                if new is None or new == old:
+                    continue
+                if unique:
+                    where = " AND ".join(f"{c} = ?" for c in unique)
+                    if db.execute(f"SELECT 1 FROM {table} WHERE {where}", (new, *others)).fetchone():
+                        continue
+                db.execute(f"UPDATE {table} SET fingerprint = ? WHERE id = ?", (new, row_id))
+                if table == "trials":
+                    db.execute("UPDATE task_scores SET fingerprint = ? WHERE fingerprint = ?", (new, old))
 
 
 def _lock(lock_path: str, db_path: str) -> int:

@@ -7,8 +7,10 @@ compares equal by value and prints readably. Steps past `total_steps` read the v
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from optsearch.dsl import vocab
 from optsearch.optim import checks
 
 
@@ -91,3 +93,11 @@ def cosine_decay(total_steps: int, periods: float = 0.5, zero_after: float | Non
 def restart_decay(total_steps: int, periods: float = 1, zero_after: float | None = None) -> RestartDecay:
     """Cosine decay from 1 to 0 restarted `periods` times over `total_steps` (the paper's `rd(n)`)."""
     return RestartDecay(total_steps, periods, zero_after)
+
+
+SCHEDULES: dict[str, Callable[[int], Decay]] = {
+    "ld": LinearDecay,
+    **{vocab.cd_token(n): lambda t, n=n: CosineDecay(t, n) for n in vocab.DECAY_PERIODS},
+    **{vocab.rd_token(n): lambda t, n=n: RestartDecay(t, n) for n in vocab.DECAY_PERIODS},
+}
+"""The DSL's decay operands: token -> its schedule given total_steps (the t-th update reads it at step t − 1)."""

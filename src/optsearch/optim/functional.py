@@ -19,18 +19,12 @@ from torch import Tensor
 
 from optsearch.dsl import Rule, vocab
 from optsearch.dsl.vocab import ADAM_EPS, BETAS, EPS_STD, EPS_T_VARIANCE_DECAY
-from optsearch.optim.decay import CosineDecay, LinearDecay, RestartDecay
-
-_DECAYS: dict[str, Callable[[int], Callable[[float], float]]] = {
-    "ld": LinearDecay,
-    **{vocab.cd_token(n): lambda t, n=n: CosineDecay(t, n) for n in vocab.DECAY_PERIODS},
-    **{vocab.rd_token(n): lambda t, n=n: RestartDecay(t, n) for n in vocab.DECAY_PERIODS},
-}
+from optsearch.optim.decay import SCHEDULES
 
 
 @cache
 def _decay(token: str, total_steps: int) -> Callable[[float], float]:
-    return _DECAYS[token](total_steps)
+    return SCHEDULES[token](total_steps)
 
 
 CPU_CHUNK_NUMEL = 1 << 16
@@ -229,7 +223,7 @@ def _scalar_and_noise_operands(rule: Rule, grad: Tensor, step: int, total_steps:
     """Constants and decays (0-dim) and noise (drawn here, `eps` before `eps_t`, so the order is fixed)."""
     used = rule.operands
     out: dict[str, Tensor] = {}
-    for token in sorted(used & _DECAYS.keys() | used & {"1", "2"}):
+    for token in sorted(used & SCHEDULES.keys() | used & {"1", "2"}):
         value = float(token) if token in ("1", "2") else _decay(token, total_steps)(step - 1)
         out[token] = torch.tensor(value, dtype=grad.dtype, device=grad.device)
     if "eps" in used:
