@@ -369,7 +369,7 @@ def cmd_funnel(args: argparse.Namespace) -> int:
                         tune_seeds=args.tune_seeds, score_seeds=args.score_seeds, steps=args.steps, lrs=args.lrs,
                         baselines=[*FUNNEL_BASELINES, *(args.baselines or [])],
                         references=REFERENCE_RULES if args.references is None else args.references,
-                        workers=args.workers,
+                        also=args.also or (), workers=args.workers,
                         executor=args.executor, address=args.address, on_progress=show)
     finally:
         if jobs:
@@ -648,6 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "sgd, momentum, adam, rmsprop, adam * cd and m * cd")
     p.add_argument("--references", nargs="*", help="the paper's rules to show beside the baselines, never judged "
                    "against (default powersign-ld powersign-cd addsign-ld addsign-cd nos12; the flag alone: none)")
+    p.add_argument("--also", nargs="+", help="rules from elsewhere (zoo names or rule texts, e.g. a control "
+                   "search's best) judged as found rules in every stage, always taken to stage 3")
     p.add_argument("--workers", type=_whole(1), default=1)
     p.add_argument("--executor", default="inline", help="inline, process or ray")
     p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")

@@ -413,6 +413,7 @@ def _digest(path: Path) -> str:
     (["--score-seeds", "1"], "--score-seeds: got '1'; allowed: a whole number >= 2"),
     (["--tune-seeds", "0"], "--tune-seeds: got '0'; allowed: a whole number >= 1"),
     (["--references", "foo(g)"], "'foo(g)' is neither an optimizer name nor a rule"),
+    (["--also", "foo(g)"], "'foo(g)' is neither an optimizer name nor a rule"),
     (["--steps", "cifar=5"], "steps: given for 'cifar', which is not among the tasks digits"),
     (["--steps", "digits=0"], "steps for digits: got 0"),
     (["--steps", "digits=5,digits=7"], "'digits=7' gives digits a second time"),
@@ -470,3 +471,25 @@ def test_jobs_finished_before_ctrl_c_are_stored_not_lost(db):
     assert [table_state(t) for t in result.transfer] == [f"incomplete: 0 of {(2 + FIXED) * 2} results"]
     finished = funnel(db, **kw)
     assert finished.reused == kept and finished.complete and progress_text(finished) is None
+
+
+def test_a_rule_from_elsewhere_goes_through_every_stage_as_a_found_rule_and_always_reaches_stage_3(db):
+    """`also` (a control search's best, say): judged like the search's own rules, taken to stage 3 beside the
+    finalists however it ranks in stage 2; one equal to a candidate or a baseline is not trained twice."""
+    with Store(db, readonly=True) as store:
+        top = [t.rule for t in store.trials(order="reward") if t.status == "ok" and t.strategy != "baseline"]
+    slow = "clip(g, 1e-5)"  # barely moves: last of stage 2, yet a finalist
+    kw = dict(top=2, finalists=1, tasks=["digits"], tune_seeds=2, score_seeds=2, steps=30, seeds=2)
+    result = funnel(db, also=[slow, top[0], "adam"], **kw)
+    assert result.stopped == "done"
+    assert [str(r) for r in result.plan.also] == [slow]
+    assert [str(r) for r in result.plan.candidates] == [*top[:2], slow]
+    assert [e.rule for e in result.proxy.found][-1] == slow  # last in stage 2 ...
+    assert [str(r) for r in result.finalists] == [result.proxy.found[0].rule, slow]  # ... and still in stage 3
+    (table,) = result.transfer
+    mine = [e for e in table.entries if e.rule == slow]
+    assert [(e.role, e.name, len(e.scores)) for e in mine] == [(FOUND, f"{slow} (also)", 2)]
+    assert mine[0].verdict in ("beats", "ties", "loses")  # judged, not just shown
+    assert result.complete
+    with Store(db, readonly=True) as store:  # the stored plan keeps them (what the report reads)
+        assert [str(r) for r in load_funnel(store).plan.also] == [slow]

@@ -143,7 +143,8 @@ class FunnelResult:
         """(scores stored, scores planned), a rule's score on a held-out task counting once its score seed is
         trained: the transfer stages plan their finalists before stage 2 picks them."""
         plan = self.plan
-        finalists = len(plan.baselines) + len(plan.references) + min(plan.config.finalists, len(plan.candidates))
+        found = len(plan.candidates) - len(plan.also)
+        finalists = len(plan.baselines) + len(plan.references) + min(plan.config.finalists, found) + len(plan.also)
         planned = self.proxy.expected + sum(finalists * len(t.seeds) for t in self.transfer)
         return sum(t.results for t in [self.proxy, *self.transfer]), planned
 
@@ -191,15 +192,18 @@ def analyze(plan: Plan, rows: Sequence[StoredEvaluation]) -> FunnelResult:
     index = {row.key: row.evaluation for row in rows}
     entrants = plan.entrants(plan.candidates)
     proxy = _suite_table(plan, entrants, index) if plan.suite else _table(plan.proxy, entrants, index)
-    finals = finalists_of(proxy, plan.config.finalists)
+    finals = finalists_of(proxy, plan.config.finalists, plan.also)
     transfer = [_table(stage, plan.entrants(finals), index) for stage in plan.transfer]
     return FunnelResult(plan, proxy, transfer, leaderboard(transfer), finals)
 
 
-def finalists_of(proxy: TaskTable, m: int) -> list[Rule]:
-    """The `m` found rules of stage 2 with the best mean score (only those scored on every seed)."""
+def finalists_of(proxy: TaskTable, m: int, also: Sequence[Rule] = ()) -> list[Rule]:
+    """The `m` found rules of stage 2 with the best mean score, then the `also` rules (only those scored on every
+    seed)."""
+    extra = {r.fingerprint for r in also}
     complete = [e for e in proxy.found if len(e.scores) == len(proxy.seeds)]
-    return [Rule.from_tokens(e.tokens) for e in complete[:m]]
+    best = [e for e in complete if e.fingerprint not in extra][:m]
+    return [Rule.from_tokens(e.tokens) for e in best + [e for e in complete if e.fingerprint in extra]]
 
 
 def _table(stage: Stage, entrants: Sequence[Entrant], index: Mapping[tuple, Evaluation]) -> TaskTable:

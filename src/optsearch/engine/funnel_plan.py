@@ -51,7 +51,9 @@ class FunnelConfig:
     `score_seeds` other seeds, which alone decide its verdicts (the tuning seeds chose the rate, so their scores
     flatter it). `score_seeds` None is a funnel stored before that protocol, scored on its tuning seeds. `steps` and
     `lrs` apply to stage 3 (stage 2 runs the search's settings unchanged): one step count for every task or one per
-    task name; None keeps each task's own budget and the search's learning-rate grid."""
+    task name; None keeps each task's own budget and the search's learning-rate grid. `also`: rules from elsewhere
+    (zoo names or rule texts, e.g. a control search's best) that go through every stage as found rules and always
+    reach stage 3, beside the `finalists`."""
 
     top: int = 20
     seeds: int = 10
@@ -63,6 +65,7 @@ class FunnelConfig:
     lrs: tuple[float, ...] | None = None
     baselines: tuple[str, ...] = FUNNEL_BASELINES
     references: tuple[str, ...] = REFERENCE_RULES
+    also: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_positive_int("top", self.top)
@@ -89,7 +92,7 @@ class FunnelConfig:
                 "tasks": None if self.tasks is None else list(self.tasks),
                 "transfer_seeds": self.tune_seeds,  # its name before score seeds: old and new plans read alike
                 "score_seeds": self.score_seeds, "steps": steps, "lrs": None if self.lrs is None else list(self.lrs),
-                "baselines": list(self.baselines), "references": list(self.references)}
+                "baselines": list(self.baselines), "references": list(self.references), "also": list(self.also)}
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ class Plan:
     (display name -> rule), the search's top rules and their stage-1 rewards (fingerprint -> reward). Stored in the
     db's meta, so a report shows exactly what the funnel did even if the search goes on. A suite search's funnel
     has one stage 2 per task of the suite in `suite` (the first is `proxy`), scored as the search's `aggregate`;
-    a single-task search's has none and its aggregate is None."""
+    a single-task search's has none and its aggregate is None. `candidates` ends with `also`, the rules from
+    elsewhere that always reach stage 3."""
 
     config: FunnelConfig
     proxy: Stage
@@ -136,6 +140,7 @@ class Plan:
     references: dict[str, Rule] = field(default_factory=dict)
     suite: list[Stage] = field(default_factory=list)
     aggregate: str | None = None
+    also: list[Rule] = field(default_factory=list)
 
     @property
     def proxies(self) -> list[Stage]:
@@ -148,26 +153,30 @@ class Plan:
                 "transfer": [_stage_json(s) for s in self.transfer],
                 "baselines": {name: list(r.tokens) for name, r in self.baselines.items()},
                 "candidates": [list(r.tokens) for r in self.candidates], "stage1": self.stage1,
-                "references": {name: list(r.tokens) for name, r in self.references.items()}, **suite}
+                "references": {name: list(r.tokens) for name, r in self.references.items()},
+                "also": [list(r.tokens) for r in self.also], **suite}
 
     def entrants(self, found: Sequence[Rule]) -> list[Entrant]:
-        """The baselines, the reference rules, then the `found` rules: what a stage trains."""
+        """The baselines, the reference rules, then the `found` rules: what a stage trains (an `also` rule is
+        labelled so)."""
+        also = {r.fingerprint for r in self.also}
         return [*(Entrant(r, name, BASELINE) for name, r in self.baselines.items()),
                 *(Entrant(r, name, REFERENCE) for name, r in self.references.items()),
-                *(Entrant(r, None, FOUND) for r in found)]
+                *(Entrant(r, f"{r} (also)" if r.fingerprint in also else None, FOUND) for r in found)]
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Plan:
-        c = d["config"]  # a plan stored before reference rules and score seeds has neither
+        c = d["config"]  # a plan stored before reference rules, score seeds or `also` has none
         config = FunnelConfig(c["top"], c["seeds"], c["finalists"], None if c["tasks"] is None else tuple(c["tasks"]),
                               c["transfer_seeds"], c.get("score_seeds"), c["steps"],
                               None if c["lrs"] is None else tuple(c["lrs"]), tuple(c["baselines"]),
-                              tuple(c.get("references", ())))
+                              tuple(c.get("references", ())), tuple(c.get("also", ())))
         return cls(config, _stage(d["proxy"]), [_stage(s) for s in d["transfer"]],
                    {name: Rule.from_tokens(t) for name, t in d["baselines"].items()},
                    [Rule.from_tokens(t) for t in d["candidates"]], d["stage1"],
                    {name: Rule.from_tokens(t) for name, t in d.get("references", {}).items()},
-                   [_stage(s) for s in d.get("suite", [])], d.get("aggregate"))
+                   [_stage(s) for s in d.get("suite", [])], d.get("aggregate"),
+                   [Rule.from_tokens(t) for t in d.get("also", [])])
 
 
 REFERENCE, FOUND = "reference", "found"
@@ -177,7 +186,7 @@ judged against) or a rule the search found (judged)."""
 
 @dataclass(frozen=True)
 class Entrant:
-    """A rule a stage trains, its display name (None for a found rule) and its role."""
+    """A rule a stage trains, its display name (None for a found rule of the search) and its role."""
 
     rule: Rule
     name: str | None
@@ -217,7 +226,7 @@ def read_plan(db: str | Path, config: FunnelConfig) -> Plan:
 def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial], suite: Suite | None = None) -> Plan:
     """Stage 2 on `settings` (the search's), or on each task of its `suite`; stage 3 on the held-out tasks (by
     default none of the search's); candidates are the `top` best ok trials found by the search (trials best
-    first), baselines, reference rules and their equals excluded."""
+    first), baselines, reference rules and their equals excluded, then the `also` rules not among them."""
     taken: set[str] = set()
     baselines, references = _distinct(config.baselines, taken), _distinct(config.references, taken)
     if suite is not None:  # a suite's reward is normalized against these: stage 2 must train them all
@@ -231,6 +240,7 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial],
     if not found:
         raise StoreError("db: the search has no rule that trained (status ok) to re-score yet")
     candidates = [Rule.from_tokens(t.tokens) for t in found[: config.top]]
+    also = list(_distinct(config.also, taken | {r.fingerprint for r in candidates}).values())
     base = settings.seed + 1  # fresh seeds: the search's own seed chose the candidates
     scored = base + config.tune_seeds  # the score seeds follow the tuning seeds: disjoint from them
     if max(base + config.seeds, scored + (config.score_seeds or 0)) > MAX_SEED:
@@ -250,8 +260,8 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial],
     seeds = tuple(range(base, base + config.seeds))
     proxies = [Stage(PROXY, s.replace(seed=0, seeds=None, fidelity="full"), seeds)
                for s in (suite.settings if suite is not None else (settings,))]
-    return Plan(config, proxies[0], transfer, baselines, candidates, {t.fingerprint: t.reward for t in found},
-                references, proxies if suite is not None else [], None if suite is None else suite.aggregate)
+    return Plan(config, proxies[0], transfer, baselines, candidates + also, {t.fingerprint: t.reward for t in found},
+                references, proxies if suite is not None else [], None if suite is None else suite.aggregate, also)
 
 
 def steps_per_task(steps: int | Mapping[str, int] | None, tasks: Sequence[str]) -> dict[str, int | None]:

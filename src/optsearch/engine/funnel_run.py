@@ -65,11 +65,13 @@ class FunnelProgress:
 def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, tasks: Sequence[str] | None = None,
            tune_seeds: int = 3, score_seeds: int = 10, steps: int | Mapping[str, int] | None = None,
            lrs: Sequence[float] | None = None, baselines: Sequence[str] = FUNNEL_BASELINES,
-           references: Sequence[str] = REFERENCE_RULES, workers: int = 1, executor: str | Executor = "inline",
+           references: Sequence[str] = REFERENCE_RULES, also: Sequence[str] = (), workers: int = 1,
+           executor: str | Executor = "inline",
            address: str | None = None, on_progress: Callable[[FunnelProgress], None] | None = None) -> FunnelResult:
     """Re-score the search in `db`: stage 2 on its task (or each task of its suite) over `seeds` fresh seeds,
     stage 3 on `tasks`, tuned on `tune_seeds` and scored on `score_seeds` others (see `FunnelConfig`), baselines
-    and reference rules alongside; returns the per-task rankings.
+    and reference rules alongside, and the `also` rules (from elsewhere) as found rules that always reach stage 3;
+    returns the per-task rankings.
 
     Runs on the search's executors (`workers`, `executor`, `address` as in `search`). Takes the db's writer lock,
     so it runs after the search, not beside it. Every argument and the db are checked before anything is written:
@@ -78,7 +80,7 @@ def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, 
     """
     config = FunnelConfig(top, seeds, finalists, None if tasks is None else tuple(tasks), tune_seeds, score_seeds,
                           dict(steps) if isinstance(steps, Mapping) else steps,
-                          None if lrs is None else tuple(lrs), tuple(baselines), tuple(references))
+                          None if lrs is None else tuple(lrs), tuple(baselines), tuple(references), tuple(also))
     plan = read_plan(db, config)
     check_executor(executor, workers, plan.proxy.settings, address)
     for stage in plan.transfer:
