@@ -483,7 +483,7 @@ def test_a_rule_from_elsewhere_goes_through_every_stage_as_a_found_rule_and_alwa
     result = funnel(db, also=[slow, top[0], "adam"], **kw)
     assert result.stopped == "done"
     assert [str(r) for r in result.plan.also] == [slow]
-    assert [str(r) for r in result.plan.candidates] == [*top[:2], slow]
+    assert [str(r) for r in result.plan.rescored] == [*top[:2], slow]
     assert [e.rule for e in result.proxy.found][-1] == slow  # last in stage 2 ...
     assert [str(r) for r in result.finalists] == [result.proxy.found[0].rule, slow]  # ... and still in stage 3
     (table,) = result.transfer

@@ -143,8 +143,8 @@ class FunnelResult:
         """(scores stored, scores planned), a rule's score on a held-out task counting once its score seed is
         trained: the transfer stages plan their finalists before stage 2 picks them."""
         plan = self.plan
-        found = len(plan.candidates) - len(plan.also)
-        finalists = len(plan.baselines) + len(plan.references) + min(plan.config.finalists, found) + len(plan.also)
+        finalists = (len(plan.baselines) + len(plan.references) + min(plan.config.finalists, len(plan.candidates))
+                     + len(plan.also))
         planned = self.proxy.expected + sum(finalists * len(t.seeds) for t in self.transfer)
         return sum(t.results for t in [self.proxy, *self.transfer]), planned
 
@@ -190,7 +190,7 @@ class Prediction:
 def analyze(plan: Plan, rows: Sequence[StoredEvaluation]) -> FunnelResult:
     """The per-task rankings and the leaderboard of `plan` from the stored `rows` (complete or not)."""
     index = {row.key: row.evaluation for row in rows}
-    entrants = plan.entrants(plan.candidates)
+    entrants = plan.entrants(plan.rescored)
     proxy = _suite_table(plan, entrants, index) if plan.suite else _table(plan.proxy, entrants, index)
     finals = finalists_of(proxy, plan.config.finalists, plan.also)
     transfer = [_table(stage, plan.entrants(finals), index) for stage in plan.transfer]

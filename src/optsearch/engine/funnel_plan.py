@@ -128,8 +128,8 @@ class Plan:
     (display name -> rule), the search's top rules and their stage-1 rewards (fingerprint -> reward). Stored in the
     db's meta, so a report shows exactly what the funnel did even if the search goes on. A suite search's funnel
     has one stage 2 per task of the suite in `suite` (the first is `proxy`), scored as the search's `aggregate`;
-    a single-task search's has none and its aggregate is None. `candidates` ends with `also`, the rules from
-    elsewhere that always reach stage 3."""
+    a single-task search's has none and its aggregate is None. `also`: the rules from elsewhere that stage 2
+    re-scores beside the candidates and that always reach stage 3."""
 
     config: FunnelConfig
     proxy: Stage
@@ -141,6 +141,11 @@ class Plan:
     suite: list[Stage] = field(default_factory=list)
     aggregate: str | None = None
     also: list[Rule] = field(default_factory=list)
+
+    @property
+    def rescored(self) -> list[Rule]:
+        """The found rules stage 2 trains: the search's top rules, then the `also` rules."""
+        return [*self.candidates, *self.also]
 
     @property
     def proxies(self) -> list[Stage]:
@@ -260,7 +265,7 @@ def make_plan(config: FunnelConfig, settings: Settings, trials: Sequence[Trial],
     seeds = tuple(range(base, base + config.seeds))
     proxies = [Stage(PROXY, s.replace(seed=0, seeds=None, fidelity="full"), seeds)
                for s in (suite.settings if suite is not None else (settings,))]
-    return Plan(config, proxies[0], transfer, baselines, candidates + also, {t.fingerprint: t.reward for t in found},
+    return Plan(config, proxies[0], transfer, baselines, candidates, {t.fingerprint: t.reward for t in found},
                 references, proxies if suite is not None else [], None if suite is None else suite.aggregate, also)
 
 

@@ -94,7 +94,7 @@ def funnel(db: str | Path, top: int = 20, seeds: int = 10, finalists: int = 10, 
         ex = start_executor(executor, workers, address, plan.proxy.settings)  # a failed start writes no plan
         store.set_meta(META_KEY, plan.to_json())
         runner = _Runner(store, ex, on_progress)
-        entrants = plan.entrants(plan.candidates)
+        entrants = plan.entrants(plan.rescored)
         stopped = runner.run([b for stage in plan.proxies for b in _grid_batches(stage, entrants)])
         if stopped == "done":
             finals = analyze(plan, list(runner.rows.values())).finalists

@@ -36,9 +36,8 @@ def funnel_sections(result: FunnelResult) -> list[Section]:
     image = Image("winners_curse.png", plots.winners_curse_png(
         [(e.rule, stage1, e.mean, e.sem) for e, stage1 in pairs], rho, best and (best.name, best.mean)),
         "stage 1 reward vs stage 2 mean",
-        f"Each of the search's top {len(result.plan.candidates) - len(result.plan.also)} rules: its reward in the "
-        f"search against its mean over {len(result.proxy.seeds)} fresh seeds (± standard error). Spearman ρ "
-        "between them: "
+        f"Each of the search's top {len(result.plan.candidates)} rules: its reward in the search against its mean "
+        f"over {len(result.proxy.seeds)} fresh seeds (± standard error). Spearman ρ between them: "
         + ("n/a (fewer than 3 rules)" if math.isnan(rho) else f"{rho:.2f}")
         + ". A search picks its winners on one noisy reward, so they regress toward the mean on fresh seeds.")
     unfinished = progress_text(result)
