@@ -65,6 +65,7 @@ SCHEDULE_PROBE_STEPS = (97, 1000)
 """Run lengths on which two decay operands must agree at every step to share a probe."""
 
 
+@cache
 def _schedule_values(token: str) -> Tensor:
     """The schedule's values at every step of runs of SCHEDULE_PROBE_STEPS steps (a run reads steps 0 … T − 1).
     Equal schedules agree to rounding (rd(1) and cd(0.5) round π·s/T apart, by one ulp at some steps)."""

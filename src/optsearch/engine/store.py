@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optsearch.dsl import fingerprint
+from optsearch.dsl import RuleError, fingerprint, parse
 from optsearch.tasks.results import Evaluation, Status
 from optsearch.tasks.suite import Reference, SuiteEvaluation
 
@@ -449,8 +449,6 @@ def _refingerprint(db: sqlite3.Connection) -> None:
     """Re-key every row by its rule's fingerprint now, in one transaction. A row whose new key another row already
     holds (the same function, stored twice under the old keys) keeps its old one: nothing finished is lost, counts
     and reports stay as they were, and lookups by the new key find the other row."""
-    from optsearch.dsl import RuleError, parse
-
     keys: dict[str, str | None] = {}
 
     def key(text: str) -> str | None:
