@@ -8,6 +8,10 @@ whole fine grid. The rate is the one with the best mean validation score over se
 there, mean ± standard error, with a paired t-test against the family's first rule (same seeds, same minibatches).
 
     python benchmarks/grid_luck.py [--task mnist1d_large] [--seeds 1-10] [--steps N]
+    python benchmarks/grid_luck.py --task fashion_mnist_conv --rules adam "sign(m)" "clip(m, 1e-3)" --lrs 1e-4,...
+
+With `--rules` (zoo names or rule texts; the first is the reference of the p-values) and `--lrs` it takes apart one
+rule of your choosing instead of the built-in families: the rule, its parts, and the baseline it has to beat.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import numpy as np
 from optsearch import evaluate
 from optsearch.engine.funnel_analysis import tuned_scores
 from optsearch.engine.stats import paired_p
+from optsearch.optim.zoo import resolve
+from optsearch.tasks import TaskError, get_task
 
 FAMILIES = {
     # the search's top family against its baselines, around their best rates on mnist1d_large
@@ -35,15 +41,44 @@ def decades(lrs: tuple[float, ...]) -> set[float]:
     return {lr for lr in lrs if math.isclose(math.log10(lr), round(math.log10(lr)))}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="mnist1d_large")
     ap.add_argument("--seeds", default="1-10", help="first-last (fresh seeds: the search ran at 0)")
     ap.add_argument("--steps", type=int, help="default: the task's")
-    args = ap.parse_args()
-    first, last = map(int, args.seeds.split("-"))
+    ap.add_argument("--rules", nargs="+", help="one family instead of the built-in ones (the first is the reference)")
+    ap.add_argument("--lrs", help="its grid, comma separated (with --rules)")
+    args = ap.parse_args(argv)
+    families = FAMILIES
+    try:
+        first, last = map(int, args.seeds.split("-"))
+    except ValueError:
+        first, last = 0, -1
+    if last <= first:
+        ap.error(f"--seeds: got {args.seeds!r}; allowed: FIRST-LAST, whole numbers, at least two seeds")
+    try:
+        get_task(args.task)
+    except TaskError as error:
+        ap.error(f"--task: {error}")
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps: got {args.steps}; allowed: a whole number >= 1")
+    if (args.rules is None) != (args.lrs is None):
+        ap.error("--rules and --lrs go together: a family and its grid")
+    if args.rules is not None:
+        try:
+            for rule in args.rules:
+                resolve(rule)
+        except ValueError as error:
+            ap.error(f"--rules: {error}")
+        try:
+            lrs = tuple(float(lr) for lr in args.lrs.split(","))
+        except ValueError:
+            lrs = ()
+        if not lrs or not all(lr > 0 and math.isfinite(lr) for lr in lrs):
+            ap.error(f"--lrs: got {args.lrs!r}; allowed: positive learning rates, comma separated")
+        families = {"given": (tuple(args.rules), lrs)}
     seeds = range(first, last + 1)
-    for family, (rules, lrs) in FAMILIES.items():
+    for family, (rules, lrs) in families.items():
         runs = {seed: evaluate(list(rules), task=args.task, lrs=list(lrs), steps=args.steps, seed=seed)
                 for seed in seeds}
         coarse_lrs = decades(lrs)
