@@ -13,7 +13,7 @@ The members are `--rules` × `--lrs` at each task's own budget (`--steps` overri
 train one after another, so its ratios hold per member: by default it gets 2 learning rates (8 × 2 members), a
 stacked task the paper's 6 (stacking's gain depends on the member count).
 
-    python benchmarks/family_costs.py [--tasks a,b] [--steps N] [--rules sgd,adam] [--lrs 1e-3,1e-2] [--quick]
+    python benchmarks/family_costs.py [--tasks a,b] [--steps N] [--rules sgd adam] [--lrs 1e-3,1e-2] [--quick]
 """
 
 from __future__ import annotations
@@ -191,15 +191,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated (default {','.join(TASKS)})")
     parser.add_argument("--steps", type=int, help="training steps per member (default: each task's own budget)")
-    parser.add_argument("--rules", help=f"comma-separated zoo names or rule texts (default {','.join(RULES)})")
+    parser.add_argument("--rules", nargs="+", help=f"zoo names or rule texts (default {' '.join(RULES)}); a rule "
+                                                   "text may hold commas, e.g. 'clip(m, 1e-3)'")
     parser.add_argument("--lrs", help="comma-separated learning rates (default: the paper's 6 for a stacked task, "
                                       f"{','.join(map(str, SEQUENTIAL_LRS))} for any other)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 20 steps, 2 rules × 1 lr, short timings")
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps, args.rules, args.lrs = args.steps or 20, args.rules or "sgd,adam", args.lrs or "1e-2"
-    rules = [r.strip() for r in (args.rules or ",".join(RULES)).split(",") if r.strip()]
+        args.steps, args.rules, args.lrs = args.steps or 20, args.rules or ["sgd", "adam"], args.lrs or "1e-2"
+    rules = [r.strip() for r in (args.rules or RULES) if r.strip()]
     try:  # bad input fails here, before anything is timed
         for rule in rules:
             resolve(rule)

@@ -27,7 +27,7 @@ def test_quick_run_prints_each_measurement_and_skips_an_unknown_task():
 
 
 def test_a_bad_rule_is_refused_before_anything_is_timed():
-    proc = run("--quick", "--tasks", "digits", "--rules", "sgd,not_a_rule(")
+    proc = run("--quick", "--tasks", "digits", "--rules", "clip(m, 1e-3)", "not_a_rule(")
     assert proc.returncode == 2
     assert "not_a_rule(" in proc.stderr and "Traceback" not in proc.stderr
     assert "matmul peak" not in proc.stdout
