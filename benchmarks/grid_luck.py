@@ -94,7 +94,12 @@ def main(argv: list[str] | None = None) -> None:
             lr_f, scores_f = tuned_scores(evals)
             reference = reference or scores_f
             p = "—" if i == 0 else f"{paired_p(scores_f, reference):.3g}"
-            print(f"| `{rule}` | {lr_c:g} | {_ms(scores_c)} | {lr_f:g} | {_ms(scores_f)} | {p} |")
+            coarse_text = f"{_lr(lr_c)} | {_ms(scores_c)}" if coarse_lrs else "— | —"
+            print(f"| `{rule}` | {coarse_text} | {_lr(lr_f)} | {_ms(scores_f)} | {p} |")
+
+
+def _lr(lr: float | None) -> str:
+    return "— (never trained)" if lr is None else f"{lr:g}"
 
 
 def _ms(scores: dict[int, float]) -> str:

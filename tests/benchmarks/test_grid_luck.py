@@ -26,6 +26,13 @@ def test_a_given_family_is_tuned_on_the_decades_and_on_the_whole_grid():
     assert first[5].endswith("— |") and second[5] != "— |"  # the p-value is against the first rule
 
 
+def test_a_grid_without_decades_has_no_decade_column():
+    proc = run("--task", "digits", "--steps", "3", "--seeds", "1-2", "--rules", "g", "--lrs", "0.2,0.5")
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| `g`"))
+    assert row.split(" | ")[1:3] == ["—", "—"]
+
+
 def test_bad_input_is_refused_in_one_line_before_anything_trains():
     for args, words in (
         (("--rules", "g", "not_a_rule(", "--lrs", "0.1"), "not_a_rule("),
