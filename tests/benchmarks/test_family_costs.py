@@ -30,4 +30,5 @@ def test_a_bad_rule_is_refused_before_anything_is_timed():
     proc = run("--quick", "--tasks", "digits", "--rules", "clip(m, 1e-3)", "not_a_rule(")
     assert proc.returncode == 2
     assert "not_a_rule(" in proc.stderr and "Traceback" not in proc.stderr
+    assert "clip(m" not in proc.stderr  # a rule text with a comma is one rule
     assert "matmul peak" not in proc.stdout
