@@ -1,21 +1,8 @@
 """benchmarks/family_costs.py runs end to end at tiny settings and skips, with a note, a task it cannot run."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).parents[2]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "family_costs.py"), *args], capture_output=True,
-                          text=True, timeout=300, env=env)
-
-
-def test_quick_run_prints_each_measurement_and_skips_an_unknown_task():
-    proc = run("--quick", "--tasks", "digits,no_such_task", "--steps", "5")
+def test_quick_run_prints_each_measurement_and_skips_an_unknown_task(run_benchmark):
+    proc = run_benchmark("family_costs.py", "--quick", "--tasks", "digits,no_such_task", "--steps", "5")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "matmul peak fp32" in out
@@ -26,8 +13,8 @@ def test_quick_run_prints_each_measurement_and_skips_an_unknown_task():
     assert "no_such_task: skipped (unknown task 'no_such_task'" in out
 
 
-def test_a_bad_rule_is_refused_before_anything_is_timed():
-    proc = run("--quick", "--tasks", "digits", "--rules", "clip(m, 1e-3)", "not_a_rule(")
+def test_a_bad_rule_is_refused_before_anything_is_timed(run_benchmark):
+    proc = run_benchmark("family_costs.py", "--quick", "--tasks", "digits", "--rules", "clip(m, 1e-3)", "not_a_rule(")
     assert proc.returncode == 2
     assert "not_a_rule(" in proc.stderr and "Traceback" not in proc.stderr
     assert "clip(m" not in proc.stderr  # a rule text with a comma is one rule

@@ -1,22 +1,9 @@
 """benchmarks/grid_luck.py takes apart a rule given on the command line, and refuses bad input in one line."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).parents[2]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "grid_luck.py"), *args], capture_output=True,
-                          text=True, timeout=300, env=env)
-
-
-def test_a_given_family_is_tuned_on_the_decades_and_on_the_whole_grid():
-    proc = run("--task", "digits", "--steps", "5", "--seeds", "1-2", "--rules", "g", "clip(m, 1e-3) + g",
-               "--lrs", "0.1,0.2,1")
+def test_a_given_family_is_tuned_on_the_decades_and_on_the_whole_grid(run_benchmark):
+    proc = run_benchmark("grid_luck.py", "--task", "digits", "--steps", "5", "--seeds", "1-2",
+                         "--rules", "g", "clip(m, 1e-3) + g", "--lrs", "0.1,0.2,1")
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == ["g", "clip(m, 1e-3) + g"]
@@ -26,14 +13,15 @@ def test_a_given_family_is_tuned_on_the_decades_and_on_the_whole_grid():
     assert first[5].endswith("— |") and second[5] != "— |"  # the p-value is against the first rule
 
 
-def test_a_grid_without_decades_has_no_decade_column():
-    proc = run("--task", "digits", "--steps", "3", "--seeds", "1-2", "--rules", "g", "--lrs", "0.2,0.5")
+def test_a_grid_without_decades_has_no_decade_column(run_benchmark):
+    proc = run_benchmark("grid_luck.py", "--task", "digits", "--steps", "3", "--seeds", "1-2",
+                         "--rules", "g", "--lrs", "0.2,0.5")
     assert proc.returncode == 0, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| `g`"))
     assert row.split(" | ")[1:3] == ["—", "—"]
 
 
-def test_bad_input_is_refused_in_one_line_before_anything_trains():
+def test_bad_input_is_refused_in_one_line_before_anything_trains(run_benchmark):
     for args, words in (
         (("--rules", "g", "not_a_rule(", "--lrs", "0.1"), "not_a_rule("),
         (("--rules", "g"), "--rules and --lrs go together"),
@@ -42,7 +30,7 @@ def test_bad_input_is_refused_in_one_line_before_anything_trains():
         (("--seeds", "3-3"), "at least two seeds"),
         (("--steps", "0"), "--steps"),
     ):
-        proc = run(*args)
+        proc = run_benchmark("grid_luck.py", *args)
         assert proc.returncode == 2, args
         assert words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stdout == ""
