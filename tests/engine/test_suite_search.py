@@ -81,3 +81,12 @@ def test_the_cli_searches_and_judges_proxies_on_the_search_default_and_evaluates
     assert parser.parse_args(["search"]).task == SEARCH_TASK
     assert parser.parse_args(["panel", "p.sqlite"]).task == SEARCH_TASK
     assert parser.parse_args(["evaluate", "adam"]).task == DEFAULT_TASK
+
+
+def test_the_committed_suite_store_reads_with_each_trained_rules_per_task_scores():
+    with Store(Path(__file__).parents[2] / "docs" / "discovery" / "run3-random.sqlite", readonly=True) as store:
+        trials = [t for t in store.trials() if t.status != "rejected"]
+    assert len([t for t in trials if t.strategy != "baseline"]) == 1500
+    for t in trials:
+        assert [s["task"] for s in t.scores] == list(SUITES["transfer"])
+        assert t.status != "ok" or t.reward == pytest.approx(sum(s["normalized"] for s in t.scores) / 2)
