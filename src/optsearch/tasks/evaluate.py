@@ -124,7 +124,7 @@ cost 2.63×; keeping 1 of 6 at the first changed 4 of 84. Stochastic rules are h
 evaluations per minute, with every kept reward full's; the time falls less than the member-steps since a step's
 cost per call and per live rule (its update: a shadowed one still updates, and draws noise for, its full block)
 does not fall with the members."""
-REFERENCE_RULES = ("adam", "sgd")
+FLOOR_RULES = ("adam", "sgd")
 """The baselines whose curves set the halving floors."""
 
 
@@ -261,7 +261,7 @@ def halving_policy(s: Settings) -> Halving:
     """The halving floors of single-seed settings `s`: the best baseline's validation score at each rung (over
     its learning rates) minus the rung's margin. Computed once per process and settings, so a rule's result
     never depends on the rules it is grouped with."""
-    reference = evaluate_settings(list(REFERENCE_RULES), s.replace(fidelity="full", extend_lrs=False))
+    reference = evaluate_settings(list(FLOOR_RULES), s.replace(fidelity="full", extend_lrs=False))
     steps = curve_steps(s.steps)
     floors, fractions = {}, {}
     for rung, margin, fraction in zip(HALVING_RUNGS, HALVING_MARGINS, HALVING_KEEP, strict=True):
