@@ -5,9 +5,11 @@ import pytest
 from optsearch.cli import build_parser, main
 from optsearch.engine import ConfigMismatch, Store, search
 from optsearch.engine.config import SEARCH_TASK, stored_config
+from optsearch.engine.store import BASELINE
 from optsearch.report import write_report
 from optsearch.tasks import suite
 from optsearch.tasks.registry import DEFAULT_TASK, get_task
+from optsearch.tasks.results import Status
 from optsearch.tasks.suite import SUITE_BASELINES, SUITES
 
 SUITE = ["--task", "digits,mnist1d", "--steps", "10", "--lrs", "0.01,0.1", "--strategy", "random", "--batch", "3",
@@ -31,7 +33,7 @@ def test_a_suite_search_keeps_per_task_scores_and_trains_its_baselines_once_acro
     assert main(["search", *SUITE, "--budget", "5", "--db", db, "--resume"]) == 0
     assert trained == ["digits", "mnist1d"]  # the resume read them from the db
     with Store(db, readonly=True) as store:
-        trials = [t for t in store.trials() if t.status != "rejected"]
+        trials = [t for t in store.trials() if t.status != Status.REJECTED]
         rows = store.db.execute("SELECT COUNT(*) FROM suite_baselines").fetchone()[0]
     assert rows == 2 * len(SUITE_BASELINES) and len(trials) >= 5
     for t in trials:
@@ -85,8 +87,9 @@ def test_the_cli_searches_and_judges_proxies_on_the_search_default_and_evaluates
 
 def test_the_committed_suite_store_reads_with_each_trained_rules_per_task_scores():
     with Store(DISCOVERY / "run3-random.sqlite", readonly=True) as store:
-        trials = [t for t in store.trials() if t.status != "rejected"]
-    assert len([t for t in trials if t.strategy != "baseline"]) == 1500
+        trials = [t for t in store.trials() if t.status != Status.REJECTED]
+    assert len([t for t in trials if t.strategy != BASELINE]) == 1500
     for t in trials:
         assert [s["task"] for s in t.scores] == list(SUITES["transfer"])
-        assert t.status != "ok" or t.reward == pytest.approx(sum(s["normalized"] for s in t.scores) / len(t.scores))
+        mean = sum(s["normalized"] for s in t.scores) / len(t.scores)
+        assert t.status != Status.OK or t.reward == pytest.approx(mean)
