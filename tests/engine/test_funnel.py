@@ -41,7 +41,7 @@ from optsearch.engine.funnel_plan import (
     make_plan,
 )
 from optsearch.engine.funnel_run import funnel
-from optsearch.engine.funnel_text import progress_text, table_state
+from optsearch.engine.funnel_text import entry_texts, progress_text, table_state
 from optsearch.engine.reaper import descendants
 from optsearch.engine.stats import detectable_gap, holm, paired_p, spearman, verdict
 from optsearch.engine.store import BASELINE, StoredEvaluation
@@ -489,6 +489,7 @@ def test_a_rule_from_elsewhere_goes_through_every_stage_as_a_found_rule_and_alwa
     (table,) = result.transfer
     mine = [e for e in table.entries if e.rule == slow]
     assert [(e.role, e.name, len(e.scores)) for e in mine] == [(FOUND, f"{slow} (also)", 2)]
+    assert entry_texts(1, mine[0])[1] == f"{slow} (also)"  # its text once, not again in brackets
     assert mine[0].verdict in ("beats", "ties", "loses")  # judged, not just shown
     assert result.complete
     with Store(db, readonly=True) as store:  # the stored plan keeps them (what the report reads)

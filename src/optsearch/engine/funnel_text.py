@@ -23,10 +23,11 @@ def entry_headers(table: TaskTable) -> list[str]:
 
 
 def entry_texts(rank: int, entry: Entry) -> list[str]:
-    """A table row for `entry`, as `entry_headers` (the rule cell is the rule text, or a baseline's or reference
-    rule's name and text; a reference rule's verdict says it is one; a suite task's cell is the mean raw score and
-    the mean normalized score)."""
-    name = entry.rule if entry.label in (None, entry.rule) else f"{entry.label} ({entry.rule})"
+    """A table row for `entry`, as `entry_headers` (the rule cell is a found rule's name — its text, marked when it
+    came with `also` — or a baseline's or reference rule's name and text; a reference rule's verdict says it is
+    one; a suite task's cell is the mean raw score and the mean normalized score)."""
+    named = entry.role != FOUND and entry.label not in (None, entry.rule)
+    name = f"{entry.label} ({entry.rule})" if named else entry.name
     return [str(rank), name, "—" if entry.lr is None else f"{entry.lr:g}",
             "—" if math.isnan(entry.mean) else f"{entry.mean:.4f} ± {number_text(entry.sem, '.4f')}",
             number_text(entry.gap, "+.4f"), number_text(entry.p, ".3g"), number_text(entry.p_adjusted, ".3g"),
