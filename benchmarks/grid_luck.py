@@ -12,6 +12,8 @@ there, mean ± standard error, with a paired t-test against the family's first r
 
 With `--rules` (zoo names or rule texts; the first is the reference of the p-values) and `--lrs` it takes apart one
 rule of your choosing instead of the built-in families: the rule, its parts, and the baseline it has to beat.
+With `--tune-seeds FIRST-LAST` the rates are chosen on those seeds and each chosen rate alone is trained and
+scored on `--seeds`, as the funnel's stage 3 does: a rate chosen on the seeds it is scored on flatters every rule.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import math
 import numpy as np
 
 from optsearch import evaluate
-from optsearch.engine.funnel_analysis import tuned_scores
+from optsearch.engine.funnel_analysis import score_at, tuned_scores
 from optsearch.engine.stats import paired_p
 from optsearch.optim.zoo import resolve
 from optsearch.tasks import TaskError, get_task
@@ -48,14 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, help="default: the task's")
     ap.add_argument("--rules", nargs="+", help="one family instead of the built-in ones (the first is the reference)")
     ap.add_argument("--lrs", help="its grid, comma separated (with --rules)")
+    ap.add_argument("--tune-seeds", help="first-last: choose the rates on these, score them on --seeds")
     args = ap.parse_args(argv)
     families = FAMILIES
-    try:
-        first, last = map(int, args.seeds.split("-"))
-    except ValueError:
-        first, last = 0, -1
-    if last <= first:
-        ap.error(f"--seeds: got {args.seeds!r}; allowed: FIRST-LAST, whole numbers, at least two seeds")
+    seeds = _seed_range(ap, "--seeds", args.seeds)
+    tune = seeds if args.tune_seeds is None else _seed_range(ap, "--tune-seeds", args.tune_seeds)
+    if tune is not seeds and set(tune) & set(seeds):
+        ap.error(f"--tune-seeds: got {args.tune_seeds!r}; allowed: seeds apart from --seeds {args.seeds!r}")
     try:
         get_task(args.task)
     except TaskError as error:
@@ -77,25 +78,41 @@ def main(argv: list[str] | None = None) -> None:
         if not lrs or not all(lr > 0 and math.isfinite(lr) for lr in lrs):
             ap.error(f"--lrs: got {args.lrs!r}; allowed: positive learning rates, comma separated")
         families = {"given": (tuple(args.rules), lrs)}
-    seeds = range(first, last + 1)
     for family, (rules, lrs) in families.items():
         runs = {seed: evaluate(list(rules), task=args.task, lrs=list(lrs), steps=args.steps, seed=seed)
-                for seed in seeds}
+                for seed in tune}
         coarse_lrs = decades(lrs)
-        print(f"\n{family} family on {args.task}, seeds {first}-{last}, grid {lrs} (decades: {sorted(coarse_lrs)})")
+        chosen = "" if tune is seeds else f", rates chosen on seeds {args.tune_seeds}"
+        print(f"\n{family} family on {args.task}, seeds {args.seeds}{chosen}, grid {lrs} "
+              f"(decades: {sorted(coarse_lrs)})")
         print("| rule | decade grid: lr | test | fine grid: lr | test | p vs first (fine) |")
         print("|---|---|---|---|---|---|")
         reference = None
         for i, rule in enumerate(rules):
-            evals = {seed: runs[seed][i] for seed in seeds}
+            evals = {seed: runs[seed][i] for seed in tune}
             coarse = {seed: dataclasses.replace(ev, per_lr=[p for p in ev.per_lr if p.lr in coarse_lrs])
                       for seed, ev in evals.items()}
             lr_c, scores_c = tuned_scores(coarse)
             lr_f, scores_f = tuned_scores(evals)
+            if tune is not seeds:  # train each chosen rate alone on the scoring seeds
+                fresh = {lr: {seed: score_at(evaluate(rule, task=args.task, lrs=[lr], steps=args.steps, seed=seed),
+                                             lr) for seed in seeds}
+                         for lr in {lr_c, lr_f} - {None}}
+                scores_c, scores_f = (fresh.get(lr, dict.fromkeys(seeds, 0.0)) for lr in (lr_c, lr_f))
             reference = reference or scores_f
             p = "—" if i == 0 else f"{paired_p(scores_f, reference):.3g}"
             coarse_text = f"{_lr(lr_c)} | {_ms(scores_c)}" if coarse_lrs else "— | —"
             print(f"| `{rule}` | {coarse_text} | {_lr(lr_f)} | {_ms(scores_f)} | {p} |")
+
+
+def _seed_range(ap: argparse.ArgumentParser, flag: str, text: str) -> range:
+    try:
+        first, last = map(int, text.split("-"))
+    except ValueError:
+        first, last = 0, -1
+    if last <= first or first < 0:
+        ap.error(f"{flag}: got {text!r}; allowed: FIRST-LAST, whole numbers, at least two seeds")
+    return range(first, last + 1)
 
 
 def _lr(lr: float | None) -> str:

@@ -32,7 +32,7 @@ def test_a_funnel_db_gets_the_winners_curse_each_tasks_ranking_and_the_leaderboa
         assert f"the search's best, {funnel_best}, is +0." in table  # where it stands against the paper's rules
     assert "scored over 3 seeds (4, 5, 6), the learning rate tuned on 3 others (1, 2, 3)" in held_out
     assert board.split("\n| 1 | ")[1].startswith(f"`{funnel_best}` | 1.00 | 1 / 0 / 0 |")
-    assert "degree(s) of freedom" in board and "80% power" in board
+    assert "n − 1 degrees of freedom (here 2 to 3)" in board and "80% power" in board  # 3 and 4 seeds
     assert "| digits | 2 | — | — |" in board  # two finalists: too few for a rank correlation
 
 

@@ -39,3 +39,14 @@ def test_kjv_is_the_whole_bible():
     assert len(words) > 4_000_000
     assert "In the beginning God created the heaven and the earth." in words
     assert "The grace of our Lord Jesus Christ be with you all. Amen." in words
+
+
+@pytest.mark.skipif(shutil.which("bible") is None or not text.BIBLE_DATA.exists(),
+                    reason="Debian packages bible-kjv and bible-kjv-text are not installed")
+def test_the_bible_does_not_change_with_the_terminal_width(monkeypatch):
+    # `bible` wraps verses at $COLUMNS: a wide terminal once gave the language tasks another dataset
+    monkeypatch.setenv("COLUMNS", "250")
+    wide = kjv_text()
+    monkeypatch.delenv("COLUMNS")
+    assert kjv_text() == wide
+    assert "  2 And the earth was without form, and void; and darkness was upon the face of\n" in wide  # 80 wide

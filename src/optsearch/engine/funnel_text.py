@@ -89,7 +89,9 @@ def suite_text(result: FunnelResult) -> str | None:
 
 def explanation(result: FunnelResult) -> str:
     """How to read the tables, with the limits of the test at this many seeds."""
-    n = min((len(t.seeds) for t in [result.proxy, *result.transfer]), default=0)
+    counts = sorted({len(t.seeds) for t in [result.proxy, *result.transfer]}) or [0]
+    dof = (f"With {counts[0]} seeds the test has {counts[0] - 1} degree(s) of freedom" if len(counts) == 1 else
+           f"With n seeds the test has n − 1 degrees of freedom (here {counts[0] - 1} to {counts[-1] - 1})")
     tuned = ("On the held-out tasks the rate is tuned on the tuning seeds and then trained alone on other, fresh "
              "seeds, which alone give the scores and the verdicts. " if any(t.tune_seeds for t in result.transfer)
              else "")
@@ -98,8 +100,8 @@ def explanation(result: FunnelResult) -> str:
             f"over seeds. {tuned}gap = mean − the best baseline's mean. p: two-sided paired "
             f"t-test against the best baseline over the same seeds (same initialization and minibatches), Holm-"
             f"adjusted over the task's found rules (the paper's reference rules apart, among themselves); beats / "
-            f"loses when the adjusted p < {ALPHA} (by the gap's sign), else ties. With {n} seeds the test has "
-            f"{n - 1} degree(s) of freedom and assumes roughly normal differences: 'ties' means 'not shown to "
+            f"loses when the adjusted p < {ALPHA} (by the gap's sign), else ties. {dof} "
+            f"and assumes roughly normal differences: 'ties' means 'not shown to "
             f"differ', not 'equal'. detectable: the smallest true gap the test would call with {POWER:.0%} power at "
             f"Holm's strictest level ({ALPHA} / the number of rules judged), given the rule's observed seed-to-seed "
             "spread of its differences from the best baseline: a gain that size could hide in a 'ties'.")

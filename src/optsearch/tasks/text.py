@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,9 @@ from optsearch.tasks.data import DatasetMissing, Splits
 
 BIBLE_PACKAGES = "bible-kjv bible-kjv-text"
 BIBLE_DATA = Path("/usr/lib/bible.data")
+BIBLE_COLUMNS = "80"
+"""The width `bible` wraps verses at. It reads $COLUMNS, so without a fixed value the dataset (and every score on
+it) would change with the terminal; 80 is what it prints with $COLUMNS unset."""
 BYTES = 256
 """The language model predicts UTF-8 bytes: a fixed alphabet for any text (the KJV is plain ASCII)."""
 
@@ -29,7 +33,7 @@ def kjv_text(text_file: str | Path | None = None) -> str:
         raise DatasetMissing(f"the King James Bible text is missing: install the Debian packages {BIBLE_PACKAGES} "
                              f"(apt-get install -y {BIBLE_PACKAGES}), or pass a plain text file as data_dir")
     out = subprocess.run([program, "-p", str(BIBLE_DATA.parent), "gen1:1-rev22:21"], capture_output=True, text=True,
-                         check=True, timeout=120)
+                         check=True, timeout=120, env={**os.environ, "COLUMNS": BIBLE_COLUMNS})
     return out.stdout
 
 
