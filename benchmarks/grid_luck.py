@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     families = FAMILIES
     seeds = _seed_range(ap, "--seeds", args.seeds)
-    tune = seeds if args.tune_seeds is None else _seed_range(ap, "--tune-seeds", args.tune_seeds)
-    if tune is not seeds and set(tune) & set(seeds):
+    apart = args.tune_seeds is not None  # rates chosen on other seeds than those that score them
+    tune = _seed_range(ap, "--tune-seeds", args.tune_seeds) if apart else seeds
+    if apart and set(tune) & set(seeds):
         ap.error(f"--tune-seeds: got {args.tune_seeds!r}; allowed: seeds apart from --seeds {args.seeds!r}")
     try:
         get_task(args.task)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = {seed: evaluate(list(rules), task=args.task, lrs=list(lrs), steps=args.steps, seed=seed)
                 for seed in tune}
         coarse_lrs = decades(lrs)
-        chosen = "" if tune is seeds else f", rates chosen on seeds {args.tune_seeds}"
+        chosen = f", rates chosen on seeds {args.tune_seeds}" if apart else ""
         print(f"\n{family} family on {args.task}, seeds {args.seeds}{chosen}, grid {lrs} "
               f"(decades: {sorted(coarse_lrs)})")
         print("| rule | decade grid: lr | test | fine grid: lr | test | p vs first (fine) |")
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
                       for seed, ev in evals.items()}
             lr_c, scores_c = tuned_scores(coarse)
             lr_f, scores_f = tuned_scores(evals)
-            if tune is not seeds:  # train each chosen rate alone on the scoring seeds
+            if apart:  # train each chosen rate alone on the scoring seeds
                 fresh = {lr: {seed: score_at(evaluate(rule, task=args.task, lrs=[lr], steps=args.steps, seed=seed),
                                              lr) for seed in seeds}
                          for lr in {lr_c, lr_f} - {None}}

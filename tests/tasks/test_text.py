@@ -6,6 +6,9 @@ from optsearch.tasks import text
 from optsearch.tasks.data import DatasetMissing
 from optsearch.tasks.text import byte_sequences, kjv_text
 
+needs_bible = pytest.mark.skipif(shutil.which("bible") is None or not text.BIBLE_DATA.exists(),
+                                 reason="Debian packages bible-kjv and bible-kjv-text are not installed")
+
 
 def test_byte_sequences_targets_are_inputs_shifted_by_one():
     splits = byte_sequences("abcdefghij" * 100, seq_len=9)
@@ -32,8 +35,7 @@ def test_a_text_file_replaces_the_bible(tmp_path):
     assert kjv_text(path) == "hello world"
 
 
-@pytest.mark.skipif(shutil.which("bible") is None or not text.BIBLE_DATA.exists(),
-                    reason="Debian packages bible-kjv and bible-kjv-text are not installed")
+@needs_bible
 def test_kjv_is_the_whole_bible():
     words = kjv_text()
     assert len(words) > 4_000_000
@@ -41,8 +43,7 @@ def test_kjv_is_the_whole_bible():
     assert "The grace of our Lord Jesus Christ be with you all. Amen." in words
 
 
-@pytest.mark.skipif(shutil.which("bible") is None or not text.BIBLE_DATA.exists(),
-                    reason="Debian packages bible-kjv and bible-kjv-text are not installed")
+@needs_bible
 def test_the_bible_does_not_change_with_the_terminal_width(monkeypatch):
     # `bible` wraps verses at $COLUMNS: a wide terminal once gave the language tasks another dataset
     monkeypatch.setenv("COLUMNS", "250")
